@@ -1,2 +1,22 @@
-from dagster import Definitions
-defs = Definitions()
+"""The Watchkeeper code location: assembles assets, jobs, sensors and resources.
+
+Every resource reads its address from the environment (WATCHKEEPER_* variables, set by
+`make demo` for the embedded default), so nothing here depends on where it runs.
+"""
+
+import dagster as dg
+
+from monitoring_assets import ASSETS, JOBS
+from resources import InferenceLogResource, MlflowRegistryResource, MonitoringStoreResource
+from sensors import SENSORS
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=JOBS,
+    sensors=SENSORS,
+    resources={
+        "mlflow_registry": MlflowRegistryResource(tracking_uri=dg.EnvVar("WATCHKEEPER_MLFLOW_URI")),
+        "monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
+        "drop_folder": InferenceLogResource(root=dg.EnvVar("WATCHKEEPER_DATA_DIR")),
+    },
+)

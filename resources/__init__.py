@@ -1,0 +1,7 @@
+"""Dagster resources: thin, configurable handles on the real systems Watchkeeper talks to."""
+
+from resources.inference_log import InferenceLogResource
+from resources.mlflow_registry import MlflowRegistryResource
+from resources.monitoring_store import MonitoringStoreResource
+
+__all__ = ["InferenceLogResource", "MlflowRegistryResource", "MonitoringStoreResource"]

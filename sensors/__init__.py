@@ -1,0 +1,7 @@
+"""Sensors: one per outside event that should start work."""
+
+from sensors.inference_log import inference_sensor
+from sensors.registry import registry_sensor
+from sensors.scorecard import scorecard_sensor
+
+SENSORS = [registry_sensor, inference_sensor, scorecard_sensor]

@@ -1,0 +1,48 @@
+"""The `watchkeeper` command. Subcommands import what they need only when they run,
+so `watchkeeper drift --help` starts without loading Dagster or MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="watchkeeper", description="Model monitoring: drift, performance, health.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="build the demo (models, traffic, every window through Dagster)")
+    demo.add_argument("--dir", type=Path, default=Path.cwd(), help="folder to build the demo in (default: here)")
+    demo.add_argument("--headless", action="store_true", help="do not start the Dagster UI afterwards")
+    demo.add_argument("--format", choices=["json", "text"], default="text")
+    demo.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
+
+    drift = commands.add_parser("drift", help="compare a current window with a reference (data or saved profile)")
+    drift.add_argument("--reference", type=Path, required=True, help="Parquet/CSV reference data, or a profile .json")
+    drift.add_argument("--current", type=Path, required=True, help="Parquet/CSV current window")
+    drift.add_argument("--format", choices=["json", "text", "html"], default="json")
+    drift.add_argument("--output", type=Path, help="write the report here instead of stdout")
+
+    profile = commands.add_parser("profile", help="build a reference profile from data and save it as JSON")
+    profile.add_argument("--data", type=Path, required=True, help="Parquet/CSV reference data")
+    profile.add_argument("--output", type=Path, required=True, help="where to save the profile (.json)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from cli.demo import demo_command
+            return demo_command(args)
+        from cli.drift import drift_command, profile_command
+        return drift_command(args) if args.command == "drift" else profile_command(args)
+    except CommandError as error:
+        print(f"watchkeeper {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+class CommandError(Exception):
+    """Bad input to a command: reported as one line, exit code 2."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""One model's history of windows: where each verdict came from, at a glance."""
+
+import dagster as dg
+
+from monitoring_assets.health import model_health
+from monitoring_assets.partitions import model_partitions
+from resources import MonitoringStoreResource
+from watchkeeper.performance import PRIMARY_METRIC
+from watchkeeper.plots import markdown_image, metric_history
+from watchkeeper.store import drift_reports, health, metrics, windows
+from watchkeeper.tables import markdown_table
+
+HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", "lower", "upper",
+                   "drifted_features", "why"]
+
+
+@dg.asset(
+    partitions_def=model_partitions,
+    deps=[dg.AssetDep(model_health, partition_mapping=dg.AllPartitionMapping())],
+    group_name="reports",
+    kinds={"sql"},
+    description="Per model: every window's verdict with its evidence, and the primary metric's trend "
+                "with its confidence band. Refreshed for models that model_health flags.",
+)
+def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
+    model, store = context.partition_key, monitoring_store.store()
+    stored = store.latest_profiles().get(model)
+    if stored is None:
+        raise dg.Failure(f"model {model!r} has no reference profile yet")
+    primary = PRIMARY_METRIC[stored.task]
+    history = _history(store, model, primary)
+    plot = metric_history([h["window"] for h in history], [h["metric"] for h in history],
+                          [h["lower"] for h in history], [h["upper"] for h in history],
+                          [h["status"] for h in history], stored.reference["metrics"][primary]["value"],
+                          f"{model}: {primary} per window (colour = verdict)")
+    return dg.MaterializeResult(metadata={
+        "model_version": stored.version,
+        "latest_status": history[-1]["status"] if history else "no_data",
+        "flagged_windows": sum(h["status"] not in ("ok", "no_data") for h in history),
+        "trend": dg.MetadataValue.md(markdown_image(plot, f"{model} {primary}")),
+        "history": dg.MetadataValue.md(markdown_table(history, HISTORY_COLUMNS)),
+    })
+
+
+def _history(store, model: str, primary: str) -> list[dict]:
+    """One row per window: verdict, traffic, labels, the primary metric and the drifted features."""
+    rows_by_window = {w["window"]: w for w in store.rows(windows, model)}
+    drift_by_window = {d["window"]: d["report"] for d in store.rows(drift_reports, model)}
+    metric_by_window = {m["window"]: m for m in store.rows(metrics, model) if m["metric"] == primary}
+    history = []
+    for verdict in store.rows(health, model):
+        window = verdict["window"]
+        metric = metric_by_window.get(window, {})
+        history.append({
+            "window": window, "version": verdict["version"], "status": verdict["status"],
+            "rows": rows_by_window.get(window, {}).get("n_rows"), "labelled": metric.get("n_labelled"),
+            "metric": metric.get("value"), "lower": metric.get("lower"), "upper": metric.get("upper"),
+            "drifted_features": ", ".join(drift_by_window.get(window, {}).get("drifted_features", [])),
+            "why": "; ".join(r["detail"] for r in verdict["reasons"]),
+        })
+    return history

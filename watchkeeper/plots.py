@@ -1,0 +1,71 @@
+"""Small PNG plots for reports: a picture of *why* a verdict was reached.
+
+Plots are returned as PNG bytes so any front end can show them: the Dagster layer
+embeds them as markdown images, the HTML report inlines them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+STATUS_COLOURS = {"ok": "#2e7d32", "drifted": "#f9a825", "degraded": "#c62828", "no_data": "#9e9e9e"}
+
+
+def drift_histograms(features: Sequence[dict], title: str, limit: int = 4) -> bytes:
+    """Reference vs current distribution of the most drifted features, side by side."""
+    ranked = sorted(features, key=lambda f: -(f.get("effect_size") or 0.0))[:limit]
+    fig, axes = plt.subplots(1, max(len(ranked), 1), figsize=(3.6 * max(len(ranked), 1), 2.8), squeeze=False)
+    for ax, feature in zip(axes[0], ranked):
+        positions = range(len(feature["bin_labels"]))
+        ax.bar([p - 0.2 for p in positions], feature["reference_share"], width=0.4, label="reference", color="#90a4ae")
+        ax.bar([p + 0.2 for p in positions], feature["current_share"], width=0.4, label="current", color="#ef6c00")
+        effect = feature.get("effect_size")
+        ax.set_title(f"{feature['name']}\n{feature.get('effect_metric') or ''}="
+                     f"{effect if effect is None else round(effect, 3)}", fontsize=8)
+        ax.set_xticks(list(positions), feature["bin_labels"], rotation=60, fontsize=6)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _png(fig)
+
+
+def metric_history(windows: Sequence[str], values: Sequence[float | None], lower: Sequence[float | None],
+                   upper: Sequence[float | None], statuses: Sequence[str], reference: float | None,
+                   title: str) -> bytes:
+    """A metric over windows with its confidence band, the reference line and verdict colours."""
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x = range(len(windows))
+    band = [(i, lo, hi) for i, lo, hi in zip(x, lower, upper) if lo is not None and hi is not None]
+    if band:
+        ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], alpha=0.25, label="90% CI")
+    points = [(i, v) for i, v in zip(x, values) if v is not None]
+    ax.plot([p[0] for p in points], [p[1] for p in points], color="#37474f", linewidth=1)
+    for i, value, status in zip(x, values, statuses):
+        if value is not None:
+            ax.scatter([i], [value], color=STATUS_COLOURS.get(status, "#000000"), zorder=3, s=25)
+    if reference is not None:
+        ax.axhline(reference, linestyle="--", color="#1565c0", linewidth=1, label="reference")
+    ax.set_xticks(list(x), [w[5:] for w in windows], rotation=45, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    return _png(fig)
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """Inline a PNG in markdown (a data URI), so it renders without any file server."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()

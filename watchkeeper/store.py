@@ -1,0 +1,170 @@
+"""The monitoring store: one table per result kind, keyed by model and window.
+
+Every writer replaces the rows of its (model, window) key in one transaction, so
+re-materialising a partition replaces its results and never duplicates them. The same
+code runs on the embedded SQLite file and on PostgreSQL (any SQLAlchemy URL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+profiles = sa.Table(
+    "profiles", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(50), primary_key=True),
+    sa.Column("task", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("profile_json", sa.Text, nullable=False),
+    sa.Column("reference_json", sa.Text, nullable=False),
+)
+
+windows = sa.Table(
+    "windows", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("version", sa.String(50)),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("problems_json", sa.Text, nullable=False),
+    sa.Column("path", sa.Text),
+)
+
+drift_reports = sa.Table(
+    "drift_reports", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("dataset_drift", sa.Boolean, nullable=False),
+    sa.Column("n_current", sa.Integer, nullable=False),
+    sa.Column("report_json", sa.Text, nullable=False),
+)
+
+metrics = sa.Table(
+    "metrics", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("metric", sa.String(50), primary_key=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("lower", sa.Float),
+    sa.Column("upper", sa.Float),
+    sa.Column("n_labelled", sa.Integer, nullable=False),
+    sa.Column("n_predictions", sa.Integer, nullable=False),
+)
+
+health = sa.Table(
+    "health", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reasons_json", sa.Text, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("fingerprint", sa.String(300), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("first_window", sa.String(10), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("payload_json", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    model: str
+    version: str
+    task: str
+    profile: dict[str, Any]
+    reference: dict[str, Any]   # {"metrics": {name: MetricValue dict}, "classes": [...], "features": [...]}
+
+
+class MonitoringStore:
+    """Results of every evaluation, queryable per model and window."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        metadata.create_all(self.engine)
+
+    def _replace(self, table: sa.Table, key: Mapping[str, str], rows: Iterable[dict]) -> None:
+        """Delete the rows of `key` and insert `rows`, atomically: reruns are idempotent."""
+        rows = [{**key, **row} for row in rows]
+        where = sa.and_(*(table.c[name] == value for name, value in key.items()))
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(where))
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    def put_profile(self, model: str, version: str, task: str, profile: dict, reference: dict) -> None:
+        row = {"task": task, "created_at": _now(), "profile_json": json.dumps(profile),
+               "reference_json": json.dumps(reference)}
+        self._replace(profiles, {"model": model, "version": version}, [row])
+
+    def latest_profiles(self) -> dict[str, StoredProfile]:
+        """The newest profile of every model, i.e. the one of its current champion."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(profiles).order_by(profiles.c.created_at)).mappings().all()
+        return {r["model"]: StoredProfile(r["model"], r["version"], r["task"], json.loads(r["profile_json"]),
+                                          json.loads(r["reference_json"])) for r in rows}
+
+    def put_window(self, model: str, window: str, version: str, n_rows: int, problems: list[str], path: str | None) -> None:
+        row = {"version": version, "n_rows": n_rows, "problems_json": json.dumps(problems), "path": path}
+        self._replace(windows, {"model": model, "window": window}, [row])
+
+    def put_drift(self, model: str, window: str, version: str, report: dict) -> None:
+        row = {"version": version, "dataset_drift": bool(report["dataset_drift"]),
+               "n_current": int(report["n_current"]), "report_json": json.dumps(report)}
+        self._replace(drift_reports, {"model": model, "window": window}, [row])
+
+    def put_metrics(self, model: str, window: str, version: str, values: list[dict], n_labelled: int, n_predictions: int) -> None:
+        rows = [{"version": version, "metric": v["name"], "value": v["value"], "lower": v["lower"],
+                 "upper": v["upper"], "n_labelled": n_labelled, "n_predictions": n_predictions} for v in values]
+        self._replace(metrics, {"model": model, "window": window}, rows)
+
+    def put_health(self, model: str, window: str, version: str, status: str, reasons: list[dict]) -> None:
+        row = {"version": version, "status": status, "reasons_json": json.dumps(reasons)}
+        self._replace(health, {"model": model, "window": window}, [row])
+
+    def open_alert(self, fingerprint: str, model: str, version: str, kind: str, window: str, payload: dict) -> bool:
+        """Record an alert once per fingerprint; returns False when it was already open."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(alerts.c.fingerprint).where(alerts.c.fingerprint == fingerprint)).first()
+            if exists:
+                return False
+            conn.execute(alerts.insert(), [{"fingerprint": fingerprint, "model": model, "version": version, "kind": kind,
+                                            "first_window": window, "created_at": _now(),
+                                            "payload_json": json.dumps(payload)}])
+        return True
+
+    def rows(self, table: sa.Table, model: str | None = None, window: str | None = None) -> list[dict]:
+        """Rows of a result table, oldest window first, JSON columns decoded."""
+        query = sa.select(table)
+        if model is not None:
+            query = query.where(table.c.model == model)
+        if window is not None and "window" in table.c:
+            query = query.where(table.c.window == window)
+        order = [table.c.model] + ([table.c.window] if "window" in table.c else [])
+        with self.engine.connect() as conn:
+            result = conn.execute(query.order_by(*order)).mappings().all()
+        return [_decode(dict(r)) for r in result]
+
+
+def _decode(row: dict) -> dict:
+    for name in [n for n in row if n.endswith("_json")]:
+        row[name[: -len("_json")]] = json.loads(row.pop(name))
+    return row
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
