@@ -1,0 +1,91 @@
+"""The demo end to end: real MLflow (sqlite), a real Dagster instance, real runs.
+
+These assert the verdicts the simulator planted, not merely that runs succeeded.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from watchkeeper.demo import DRIFT_START_DAY, demo_days
+
+pytestmark = pytest.mark.slow
+DAYS = [d.isoformat() for d in demo_days()]
+DRIFTED_DAYS = DAYS[DRIFT_START_DAY - 1:]
+
+
+def by_name(summary: dict) -> dict[str, dict]:
+    return {m["name"]: m for m in summary["models"]}
+
+
+def test_every_run_succeeded(demo):
+    _, summary = demo
+    assert summary["failed_runs"] == []
+    assert {m["windows"] for m in summary["models"]} == {len(DAYS)}
+
+
+def test_covariate_shift_is_flagged_from_the_drift_day(demo):
+    model = by_name(demo[1])["diabetes_regressor"]
+    assert model["drifted_windows"] == DRIFTED_DAYS
+    assert {"bmi", "bp", "s5"} <= set(model["drifted_features"])
+    assert model["health"] != "ok" and model["alerts"] == 1
+
+
+def test_concept_drift_is_flagged_by_performance_not_data(demo):
+    model = by_name(demo[1])["breast_cancer_classifier"]
+    assert model["drifted_windows"] == []
+    assert model["degraded_windows"] == DRIFTED_DAYS
+    assert model["health"] == "degraded" and model["alerts"] == 1
+
+
+def test_clean_model_stays_clean(demo):
+    model = by_name(demo[1])["wine_classifier"]
+    assert model["flagged_windows"] == [] and model["alerts"] == 0 and model["health"] == "ok"
+
+
+def test_late_labels_are_joined_as_they_arrive(demo):
+    completeness = by_name(demo[1])["wine_classifier"]["label_completeness"]
+    assert completeness[DAYS[0]] == 1.0
+    assert 0.0 < completeness[DAYS[-1]] < 0.6, "the last day's labels are still arriving"
+
+
+@pytest.fixture(scope="module")
+def instance(demo):
+    with dg.DagsterInstance.from_config(str(demo[0] / "dagster_home")) as instance:
+        yield instance
+
+
+def test_every_window_partition_was_materialized(instance):
+    for asset in ("production_window", "drift_report", "performance_metrics", "model_health"):
+        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialized == set(DAYS), asset
+    assert instance.get_dynamic_partitions("models") == ["breast_cancer_classifier", "diabetes_regressor",
+                                                         "wine_classifier"]
+
+
+def test_late_labels_refreshed_earlier_windows(instance):
+    refreshes = instance.get_runs(dg.RunsFilter(job_name="refresh_labels"))
+    assert len(refreshes) >= len(DAYS) - 1, "each day's arriving labels refresh the windows they belong to"
+
+
+def latest_metadata(instance, asset: str, partition: str | None = None) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
+        limit=1).records
+    return records[0].asset_materialization.metadata
+
+
+def test_drift_report_shows_tables_and_a_plot(instance):
+    metadata = latest_metadata(instance, "drift_report", DRIFTED_DAYS[0])
+    report = metadata["report"].value
+    assert "data:image/png;base64," in report and "| name | kind | test |" in report
+    assert "diabetes_regressor — **dataset drift**" in report
+
+
+def test_scorecard_shows_the_history_of_a_flagged_model(instance):
+    metadata = latest_metadata(instance, "model_scorecard", "breast_cancer_classifier")
+    history = metadata["history"].value
+    assert all(day in history for day in DAYS)
+    assert metadata["latest_status"].value == "degraded"
+    assert metadata["trend"].value.startswith("![")
