@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 GENERATED = ("mlflow.db", "mlartifacts", "inference", "labels", "windows", "monitoring.db", "dagster_home")
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+PROJECT = Path(__file__).resolve().parent.parent   # workspace.yaml and dagster.yaml live here
 
 
 def demo_environment(home: Path) -> dict[str, str]:
@@ -38,7 +38,7 @@ def demo_command(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2) if args.format == "json" else _text(summary))
     if args.headless:
         return 0
-    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    workspace = PROJECT / "workspace.yaml"
     print(f"Starting the Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)", file=sys.stderr)
     os.execvpe(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
                                 "-h", "127.0.0.1", "-p", str(args.port)], os.environ)
@@ -50,7 +50,7 @@ def build_demo(home: Path) -> dict:
         shutil.rmtree(home / name, ignore_errors=True) if (home / name).is_dir() else (home / name).unlink(missing_ok=True)
     os.environ.update(demo_environment(home))
     (home / "dagster_home").mkdir(parents=True)
-    (home / "dagster_home" / "dagster.yaml").write_text(DAGSTER_YAML)
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
 
     from dagster import DagsterInstance
 

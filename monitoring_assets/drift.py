@@ -10,6 +10,9 @@ from watchkeeper.plots import drift_histograms, markdown_image
 from watchkeeper.profile import ReferenceProfile
 from watchkeeper.tables import markdown_table
 
+# Pictures cost ~0.3 s each: draw them for the most drifted models only, so a window of
+# thousands of models stays cheap (the summary table still lists every model).
+MAX_PLOTTED_MODELS = 10
 FEATURE_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "p_adjusted", "effect_size", "effect_metric", "drifted"]
 
 
@@ -25,7 +28,7 @@ FEATURE_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "p_adjusted",
 def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
                  monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
     day, store, log = context.partition_key, monitoring_store.store(), drop_folder.log()
-    summary, sections = [], []
+    summary, reports = [], {}
     for model, stored in store.latest_profiles().items():
         frame = log.read_window(model, day)
         if frame is None or frame.empty:
@@ -40,13 +43,22 @@ def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogRes
         summary.append({"model": model, "version": stored.version, "rows": report["n_current"],
                         "dataset_drift": report["dataset_drift"], "share_drifted": report["share_drifted"],
                         "drifted_features": ", ".join(report["drifted_features"])})
-        sections.append(_model_section(model, day, report))
+        reports[model] = report
     return dg.MaterializeResult(metadata={
         "drifted_models": sum(bool(r.get("dataset_drift")) for r in summary),
         "summary": dg.MetadataValue.md(markdown_table(
             summary, ["model", "version", "rows", "dataset_drift", "share_drifted", "drifted_features", "error"])),
-        "report": dg.MetadataValue.md("\n\n".join(sections)),
+        "report": dg.MetadataValue.md(_most_drifted_sections(day, reports)),
     })
+
+
+def _most_drifted_sections(day: str, reports: dict[str, dict]) -> str:
+    drifted = sorted((m for m, r in reports.items() if r["dataset_drift"]), key=lambda m: -reports[m]["share_drifted"])
+    if not drifted:
+        return f"No model's data drifted on {day}."
+    shown = drifted[:MAX_PLOTTED_MODELS]
+    header = f"{len(drifted)} models drifted on {day}; the {len(shown)} most drifted are shown."
+    return "\n\n".join([header] + [_model_section(model, day, reports[model]) for model in shown])
 
 
 def _model_section(model: str, day: str, report: dict) -> str:
