@@ -1,0 +1,67 @@
+"""The monitoring store on SQLite (embedded default) and PostgreSQL (scale profile)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import require_service
+from watchkeeper.store import MonitoringStore, alerts, health, metadata, metrics
+
+POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+        return
+    require_service("PostgreSQL", 5432)
+    store = MonitoringStore(POSTGRES_URL)
+    metadata.drop_all(store.engine)
+    metadata.create_all(store.engine)
+    yield store
+    metadata.drop_all(store.engine)
+    store.engine.dispose()
+
+
+def test_rerunning_a_window_replaces_its_rows(store):
+    values = [{"name": "accuracy", "value": 0.9, "lower": 0.85, "upper": 0.95},
+              {"name": "f1", "value": 0.8, "lower": 0.7, "upper": 0.9}]
+    store.put_metrics("m", "2026-11-01", "1", values, n_labelled=100, n_predictions=120)
+    store.put_metrics("m", "2026-11-01", "1", values[:1], n_labelled=110, n_predictions=120)
+    store.put_metrics("m", "2026-11-02", "1", values, n_labelled=5, n_predictions=120)
+    rows = store.rows(metrics, "m", "2026-11-01")
+    assert [(r["metric"], r["n_labelled"]) for r in rows] == [("accuracy", 110)]
+    assert len(store.rows(metrics, "m")) == 3
+
+
+def test_latest_profile_is_the_newest_version(store):
+    store.put_profile("m", "1", "binary", {"n_rows": 1}, {"metrics": {}})
+    store.put_profile("m", "2", "binary", {"n_rows": 2}, {"metrics": {}})
+    store.put_profile("other", "7", "regression", {"n_rows": 3}, {"metrics": {}})
+    latest = store.latest_profiles()
+    assert (latest["m"].version, latest["m"].profile) == ("2", {"n_rows": 2})
+    assert latest["other"].task == "regression"
+
+
+def test_an_alert_opens_once_per_fingerprint(store):
+    assert store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-08", {"detail": "x"})
+    assert not store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-09", {"detail": "y"})
+    [alert] = store.rows(alerts, "m")
+    assert (alert["first_window"], alert["payload"]) == ("2026-11-08", {"detail": "x"})
+
+
+def test_json_columns_round_trip(store):
+    reasons = [{"signal": "performance", "detail": "accuracy 0.6", "value": 0.6}]
+    store.put_health("m", "2026-11-08", "1", "degraded", reasons)
+    [row] = store.rows(health, "m", "2026-11-08")
+    assert row["reasons"] == reasons and row["status"] == "degraded"
+
+
+def test_postgres_schema_is_real_postgres(store):
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with store.engine.connect() as conn:
+        tables = set(conn.execute(sa.text("select tablename from pg_tables where schemaname='public'")).scalars())
+    assert {"profiles", "windows", "drift_reports", "metrics", "health", "alerts"} <= tables
