@@ -1,0 +1,151 @@
+"""Multivariate drift: calibrated false-alarm rate, detection of joint and mean shifts, inputs, JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ks_2samp
+
+from watchkeeper.multivariate import DomainClassifierDetector, MultivariateResult, PCADriftDetector
+
+COLUMNS = list("abcde")
+WINDOW = 1000
+
+
+def covariance(rho_ab: float = 0.8) -> np.ndarray:
+    """Unit variances; a-b correlated (rho_ab), c-d-e correlated 0.6, no correlation across blocks."""
+    cov = np.eye(5)
+    cov[0, 1] = cov[1, 0] = rho_ab
+    for i in (2, 3, 4):
+        for j in (2, 3, 4):
+            cov[i, j] = 1.0 if i == j else 0.6
+    return cov
+
+
+def sample(rng: np.random.Generator, n: int, rho_ab: float = 0.8) -> pd.DataFrame:
+    return pd.DataFrame(rng.multivariate_normal(np.zeros(5), covariance(rho_ab), n), columns=COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return sample(np.random.default_rng(1), 5000)
+
+
+@pytest.fixture(scope="module")
+def pca(reference: pd.DataFrame) -> PCADriftDetector:
+    return PCADriftDetector().fit(reference, window_size=WINDOW)
+
+
+@pytest.fixture(scope="module")
+def classifier(reference: pd.DataFrame) -> DomainClassifierDetector:
+    return DomainClassifierDetector().fit(reference)
+
+
+# ---------------------------------------------------------------- false alarms
+
+
+def test_pca_rarely_flags_same_distribution(pca: PCADriftDetector) -> None:
+    rng = np.random.default_rng(2)
+    flagged = [pca.score(sample(rng, WINDOW)).drifted for _ in range(40)]
+    assert sum(flagged) <= 2  # >= 95 % quiet; alpha = 1 % expects 0.4
+
+
+def test_classifier_rarely_flags_same_distribution(classifier: DomainClassifierDetector) -> None:
+    rng = np.random.default_rng(3)
+    results = [classifier.score(sample(rng, WINDOW)) for _ in range(20)]
+    assert sum(r.drifted for r in results) <= 1
+    assert abs(np.mean([r.statistic for r in results]) - 0.5) < 0.01  # null AUC centred on 0.5
+
+
+# ---------------------------------------------------------------- detection
+
+
+def test_pca_flags_correlation_break_with_unchanged_marginals(
+    reference: pd.DataFrame, pca: PCADriftDetector
+) -> None:
+    current = sample(np.random.default_rng(4), WINDOW, rho_ab=-0.8)
+    for c in COLUMNS:  # invisible to any univariate test
+        assert ks_2samp(reference[c], current[c]).pvalue > 0.01, c
+    result = pca.score(current)
+    assert result.drifted and result.p_value < pca.alpha
+    assert {f["feature"] for f in result.detail["top_features"][:2]} == {"a", "b"}
+
+
+def test_classifier_flags_mean_shift_and_names_the_feature(classifier: DomainClassifierDetector) -> None:
+    current = sample(np.random.default_rng(5), WINDOW)
+    current["c"] += 0.5  # half a standard deviation
+    result = classifier.score(current)
+    assert result.drifted and result.statistic >= classifier.min_auc
+    assert result.detail["top_features"][0]["feature"] == "c"
+
+
+def test_classifier_handles_categoricals_missing_values_and_constants() -> None:
+    rng = np.random.default_rng(6)
+
+    def frame(n: int, p_red: float) -> pd.DataFrame:
+        df = sample(rng, n).assign(colour=rng.choice(["red", "blue"], n, p=[p_red, 1 - p_red]), const=7)
+        df.loc[rng.random(n) < 0.1, "a"] = np.nan
+        df.loc[rng.random(n) < 0.1, "colour"] = None
+        return df
+
+    detector = DomainClassifierDetector().fit(frame(5000, 0.5))
+    assert "const" not in detector.encoder_.columns_
+    result = detector.score(frame(WINDOW, 0.75).drop(columns="const"))  # constant column not required
+    assert result.drifted and result.detail["top_features"][0]["feature"] == "colour"
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_pca_threshold_shrinks_with_window_size(reference: pd.DataFrame) -> None:
+    thresholds = [PCADriftDetector().fit(reference, window_size=n).threshold_ for n in (50, 200, 1000, 5000)]
+    assert thresholds == sorted(thresholds, reverse=True) and len(set(thresholds)) == 4
+    assert thresholds[0] - thresholds[-1] > 0.1 * thresholds[-1]
+
+
+def test_pca_score_uses_threshold_of_its_own_window_size(reference: pd.DataFrame, pca: PCADriftDetector) -> None:
+    assert pca.score(reference.iloc[:WINDOW]).threshold == pytest.approx(pca.threshold_)
+    assert pca.score(reference.iloc[:100]).threshold > pca.threshold_
+
+
+def test_classifier_threshold_follows_the_auc_null(reference: pd.DataFrame) -> None:
+    detector = DomainClassifierDetector(min_auc=0.5).fit(reference)
+    rng = np.random.default_rng(7)
+    small, large = detector.score(sample(rng, 100)), detector.score(sample(rng, 2000))
+    assert small.threshold > large.threshold > 0.5
+    assert DomainClassifierDetector().fit(reference).score(sample(rng, 2000)).threshold == 0.55  # min effect
+
+
+# ---------------------------------------------------------------- inputs and output
+
+
+def test_bad_inputs_have_one_line_messages(reference: pd.DataFrame, pca: PCADriftDetector,
+                                           classifier: DomainClassifierDetector) -> None:
+    for detector in (pca, classifier):
+        with pytest.raises(ValueError, match="^current window is empty$"):
+            detector.score(reference.iloc[:0])
+        with pytest.raises(ValueError, match="^current window is missing columns: b, d$"):
+            detector.score(reference.drop(columns=["b", "d"]))
+        with pytest.raises(ValueError, match="must be a pandas DataFrame"):
+            detector.score(reference.to_numpy())
+    with pytest.raises(ValueError, match="column 'a' holds non-numeric values"):
+        pca.score(reference.iloc[:10].assign(a="x"))
+    with pytest.raises(ValueError, match="at least 5 rows"):
+        classifier.score(reference.iloc[:3])
+    with pytest.raises(ValueError, match="no non-constant columns"):
+        PCADriftDetector().fit(pd.DataFrame({"k": [1.0] * 20}), window_size=5)
+    with pytest.raises(ValueError, match="variance must be in"):
+        PCADriftDetector(variance=1.0).fit(reference, window_size=5)
+
+
+def test_results_are_json_serialisable(reference: pd.DataFrame, pca: PCADriftDetector,
+                                       classifier: DomainClassifierDetector) -> None:
+    window = reference.iloc[:200]
+    for result in (pca.score(window), classifier.score(window)):
+        assert isinstance(result, MultivariateResult)
+        d = result.to_dict()
+        assert json.loads(json.dumps(d, allow_nan=False)) == d
+        assert type(d["statistic"]) is float and type(d["drifted"]) is bool
