@@ -47,9 +47,10 @@ def metric_history(windows: Sequence[str], values: Sequence[float | None], lower
         ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], alpha=0.25, label="90% CI")
     points = [(i, v) for i, v in zip(x, values) if v is not None]
     ax.plot([p[0] for p in points], [p[1] for p in points], color="#37474f", linewidth=1)
-    for i, value, status in zip(x, values, statuses):
-        if value is not None:
-            ax.scatter([i], [value], color=STATUS_COLOURS.get(status, "#000000"), zorder=3, s=25)
+    for status, colour in STATUS_COLOURS.items():
+        shown = [(i, v) for i, v, s in zip(x, values, statuses) if s == status and v is not None]
+        if shown:
+            ax.scatter([p[0] for p in shown], [p[1] for p in shown], color=colour, zorder=3, s=25, label=status)
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="#1565c0", linewidth=1, label="reference")
     ax.set_xticks(list(x), [w[5:] for w in windows], rotation=45, fontsize=7)
