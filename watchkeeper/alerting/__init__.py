@@ -1,0 +1,1 @@
+"""Acting on verdicts: alert records, routing policy, delivery channels and the outbox."""

@@ -1,0 +1,101 @@
+"""ServiceNow: one incident per problem (Table API), with work notes while it persists.
+
+Idempotency: the incident's `correlation_id` is `fingerprint_key(fingerprint)`. Each send
+first queries active incidents with that correlation id: found, it adds a work note
+(PATCH); not found, it inserts an incident (POST). The description and each note start
+with `content.delivery_line`, so a retry after a lost "insert" answer finds the incident
+it created, sees its own line in the description and does nothing. A retry after a lost
+PATCH answer can add the same work note twice (reading the journal back needs rights on
+sys_journal_field that an integration user seldom has); the incident is never duplicated.
+
+Severity sets `impact` and `urgency` (severity.py); ServiceNow derives `priority` from them.
+
+Why `requests` and not pysnc (ServiceNow's GlideRecord client): pysnc sets no request
+timeout, accepts only https, and raises its errors without the HTTP response, so a 429's
+Retry-After is lost. The Table API is three plain REST calls.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from watchkeeper.alerting.channels import content
+from watchkeeper.alerting.channels.config import require_text, require_timeout, require_url
+from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
+from watchkeeper.alerting.channels.fingerprint import fingerprint_key
+from watchkeeper.alerting.channels.severity import itil_fields
+from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
+
+SHORT_DESCRIPTION_CHARS = 160
+
+
+class ServiceNowChannel:
+    """Inserts and updates incidents with basic auth from two environment variables.
+
+    Parameters
+    ----------
+    instance_url : https://<instance>.service-now.com
+    user_env, password_env : names of the environment variables with the integration user's credentials.
+    timeout : seconds per HTTP request (requests never retries on its own).
+    assignment_group, category, caller_id : optional incident fields set on insert.
+    """
+
+    def __init__(self, instance_url: str, user_env: str = "SERVICENOW_USER",
+                 password_env: str = "SERVICENOW_PASSWORD", name: str = "servicenow", timeout: float = 5.0,
+                 assignment_group: str | None = None, category: str | None = None,
+                 caller_id: str | None = None) -> None:
+        require_url("ServiceNow", instance_url=instance_url)
+        require_text("ServiceNow", user_env=user_env, password_env=password_env, name=name)
+        require_timeout("ServiceNow", timeout)
+        self.instance_url = instance_url.rstrip("/")
+        self.user_env = user_env
+        self.password_env = password_env
+        self.name = name
+        self.timeout = timeout
+        self.optional_fields = {key: value for key, value in (("assignment_group", assignment_group),
+                                                             ("category", category), ("caller_id", caller_id)) if value}
+
+    def send(self, alert: AlertRecord) -> Delivery:
+        credentials = (read_secret(self.user_env, "ServiceNow"), read_secret(self.password_env, "ServiceNow"))
+        correlation_id = fingerprint_key(alert.fingerprint)
+        with requests.Session() as session, transport_failures("ServiceNow"):
+            session.auth = credentials
+            session.headers["Accept"] = "application/json"
+            query = {"sysparm_query": f"correlation_id={correlation_id}^active=true",
+                     "sysparm_fields": "sys_id,number,description", "sysparm_limit": "1"}
+            found = self._call(session, credentials, "GET", params=query)
+            if found:
+                if not content.already_delivered(alert, [found[0].get("description") or ""]):
+                    self._call(session, credentials, "PATCH", found[0]["sys_id"],
+                               json={"work_notes": content.plain_text(alert)})
+                return Delivery(self.name, found[0]["number"], "updated")
+            created = self._call(session, credentials, "POST", json=self.incident(alert, correlation_id))
+            return Delivery(self.name, created["number"], "created")
+
+    def incident(self, alert: AlertRecord, correlation_id: str) -> dict:
+        itil = itil_fields(alert.severity)
+        return {"short_description": alert.title[:SHORT_DESCRIPTION_CHARS], "description": content.plain_text(alert),
+                "impact": str(itil.impact), "urgency": str(itil.urgency), "correlation_id": correlation_id,
+                "correlation_display": "Watchkeeper", **self.optional_fields}
+
+    def _call(self, session: requests.Session, secrets: tuple[str, str], method: str, sys_id: str = "",
+              **kwargs) -> dict | list:
+        """One Table API request on the incident table; its `result`, or a ChannelError."""
+        url = f"{self.instance_url}/api/now/table/incident" + (f"/{sys_id}" if sys_id else "")
+        response = session.request(method, url, timeout=self.timeout, **kwargs)
+        if response.status_code >= 400:
+            raise error_for_status("ServiceNow", response.status_code, response.headers.get("Retry-After"),
+                                   _error_message(response), secrets)
+        try:
+            return response.json()["result"]
+        except (ValueError, KeyError):
+            # A hibernating or maintenance instance answers 200 with an HTML page.
+            raise ChannelError(f"ServiceNow: HTTP {response.status_code} without a Table API result") from None
+
+
+def _error_message(response: requests.Response) -> str:
+    """The Table API's {"error": {"message": ...}}; nothing when the body is not that."""
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,128 @@
+"""Microsoft Teams: an Adaptive Card posted to a Workflows (Power Automate) webhook.
+
+Delivery semantics. A webhook has no read API, so the channel cannot look for a card it
+posted before; each successful `send` posts one card. The outbox records a delivery once
+`send` returns, so a card is posted once per alert. The one gap is an ambiguous failure:
+the request went out, the workflow accepted it, and the answer was lost (a read timeout).
+The channel cannot tell that from a request that never arrived, so by default it reports
+a retryable error and the retry may post a second card (at-least-once: a duplicate card is
+better than a lost alert). What keeps that rare and harmless:
+- failures before the request is sent (refused connection, connect timeout, DNS) are
+  reported as "connection failed" and are always safe to retry;
+- the workflow answers 202 as soon as it has queued the card, so the read timeout is only
+  hit when the service is in trouble;
+- every card shows the fingerprint and window, so a duplicate is recognisable as one.
+Set `retry_ambiguous=False` for at-most-once instead: an ambiguous timeout is then a
+permanent failure, left visible in the outbox rather than retried.
+
+The webhook URL carries its own signature (`sig=`), so the URL itself is the secret: it is
+read from an environment variable and kept out of messages, exceptions and logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import requests
+
+from watchkeeper.alerting.channels import content
+from watchkeeper.alerting.channels.config import require_text, require_timeout
+from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
+from watchkeeper.alerting.channels.fingerprint import fingerprint_key
+from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+SEVERITY_COLOR = {"critical": "Attention", "warning": "Warning", "info": "Default"}
+SIGNATURE = re.compile(r"(sig=)[^&\s\"']+")
+
+
+class TeamsChannel:
+    """Posts Adaptive Cards to one Teams webhook with `requests` (no retries of its own).
+
+    Parameters
+    ----------
+    url_env : name of the environment variable holding the webhook URL.
+    timeout : seconds to connect and to wait for the answer.
+    retry_ambiguous : whether a request whose answer was lost may be retried (see module doc).
+    """
+
+    def __init__(self, url_env: str = "TEAMS_WEBHOOK_URL", name: str = "teams", timeout: float = 5.0,
+                 retry_ambiguous: bool = True) -> None:
+        require_text("Teams", url_env=url_env, name=name)
+        require_timeout("Teams", timeout)
+        self.url_env = url_env
+        self.name = name
+        self.timeout = timeout
+        self.retry_ambiguous = retry_ambiguous
+        _hide_signatures_from_urllib3_logs()
+
+    def send(self, alert: AlertRecord) -> Delivery:
+        url = read_secret(self.url_env, "Teams")
+        with transport_failures("Teams"):
+            try:
+                response = requests.post(url, json=payload(alert), timeout=self.timeout)
+            except requests.exceptions.ReadTimeout:
+                if self.retry_ambiguous:
+                    raise
+                raise ChannelError("Teams: no answer in time, delivery unknown; not retried (retry_ambiguous=False)",
+                                   permanent=True) from None
+        if response.status_code >= 400:
+            raise error_for_status("Teams", response.status_code, response.headers.get("Retry-After"),
+                                   _error_code(response), secrets=(url,))
+        run_id = response.headers.get("x-ms-workflow-run-id")
+        return Delivery(self.name, run_id or fingerprint_key(alert.fingerprint), "posted")
+
+
+def payload(alert: AlertRecord) -> dict:
+    """The webhook message: one Adaptive Card attachment."""
+    return {"type": "message",
+            "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card(alert)}]}
+
+
+def card(alert: AlertRecord) -> dict:
+    """An Adaptive Card 1.4 with the same content as the Slack message."""
+    facts = content.headline(alert) + [("Fingerprint", alert.fingerprint)]
+    body = [
+        {"type": "TextBlock", "text": alert.title, "size": "Large", "weight": "Bolder", "wrap": True,
+         "style": "heading", "color": SEVERITY_COLOR[alert.severity]},
+        _fact_set(facts),
+        {"type": "TextBlock", "text": alert.summary, "wrap": True},
+    ]
+    for title, items, more in content.evidence(alert):
+        body += [{"type": "TextBlock", "text": title, "weight": "Bolder", "spacing": "Medium"}, _fact_set(items)]
+        if more:
+            body.append({"type": "TextBlock", "text": more, "isSubtle": True, "wrap": True})
+    result = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+              "version": "1.4", "body": body, "msteams": {"width": "Full"}}
+    if alert.links:
+        result["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in content.links(alert)]
+    return result
+
+
+def _fact_set(facts: list[tuple[str, str]]) -> dict:
+    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]}
+
+
+def _error_code(response: requests.Response) -> str:
+    """Workflows answer errors as {"error": {"code": ...}}; anything else gives no detail."""
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+class _SignatureFilter(logging.Filter):
+    """Masks `sig=` values in urllib3's debug lines, which print each request's path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sig=" in message:
+            record.msg, record.args = SIGNATURE.sub(r"\1***", message), ()
+        return True
+
+
+def _hide_signatures_from_urllib3_logs() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _SignatureFilter) for f in logger.filters):
+        logger.addFilter(_SignatureFilter())
