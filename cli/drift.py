@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from cli.main import CommandError
-from watchkeeper.drift import DriftInputError, evaluate_drift
+from watchkeeper.drift import DriftConfig, DriftInputError, evaluate_drift
+from watchkeeper.drift_tests import available_tests
 from watchkeeper.profile import ReferenceProfile, fit_profile
 from watchkeeper.tables import markdown_table
 
@@ -40,10 +41,23 @@ def load_reference(path: Path) -> ReferenceProfile:
     return fit_profile(read_table(path))
 
 
+def load_config(path: Path | None) -> DriftConfig:
+    """The model's drift config from a YAML/JSON mapping (keys as in DriftConfig), or the defaults."""
+    if path is None:
+        return DriftConfig()
+    import yaml  # YAML is a superset of JSON, so one reader serves both
+
+    try:
+        return DriftConfig.from_dict(yaml.safe_load(path.read_text()) or {})
+    except (OSError, yaml.YAMLError, ValueError, AttributeError) as error:
+        raise CommandError(f"{path}: not a drift config ({' '.join(str(error).split())})") from error
+
+
 def drift_command(args: argparse.Namespace) -> int:
     profile = load_reference(args.reference)
+    config = load_config(getattr(args, "config", None))
     try:
-        report = evaluate_drift(profile, read_table(args.current))
+        report = evaluate_drift(profile, read_table(args.current), config)
     except DriftInputError as error:
         raise CommandError(str(error)) from error
     result = report.to_dict()
@@ -67,7 +81,8 @@ def render_text(report: dict) -> str:
     verdict = "DATASET DRIFT" if report["dataset_drift"] else "no dataset drift"
     header = f"{verdict}: {len(report['drifted_features'])} of {len(report['features'])} features drifted " \
              f"(reference {report['n_reference']} rows, current {report['n_current']} rows)"
-    return header + "\n\n" + markdown_table(report["features"], TEXT_COLUMNS)
+    tests = ", ".join(f"{name} ({source})" for name, source in available_tests().items())
+    return header + "\n\n" + markdown_table(report["features"], TEXT_COLUMNS) + f"\n\ndrift tests available: {tests}"
 
 
 def render_html(report: dict) -> str:

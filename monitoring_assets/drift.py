@@ -22,8 +22,9 @@ FEATURE_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "p_adjusted",
     group_name="monitoring",
     kinds={"sql"},
     description="Per day and model: a univariate test per feature (KS for numeric, chi-square for "
-                "categorical), Benjamini-Hochberg across features and a PSI effect floor; the dataset "
-                "drifts by the rule in DriftConfig.",
+                "categorical, a missing-rate test for both), Benjamini-Hochberg across the window's signals "
+                "and an effect floor (Wasserstein in reference sds, Jensen-Shannon for categories); the "
+                "dataset drifts by the rule in docs/drift.md.",
 )
 def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
                  monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from watchkeeper.drift import DriftConfig, DriftInputError, evaluate_drift, psi
+from watchkeeper.drift import DriftConfig, DriftInputError, evaluate_drift
 from watchkeeper.profile import CATEGORICAL, MAX_CATEGORIES, NUMERIC, OTHER, fit_profile
+from watchkeeper.stats import psi
 
 KINDS = {"x": NUMERIC, "y": NUMERIC, "plan": CATEGORICAL, "flag": CATEGORICAL}
 
@@ -68,16 +72,17 @@ def test_psi_by_hand():
     assert f.reference_share == pytest.approx([0.1] * 10)
     assert f.current_share == pytest.approx([0.5] + [0.0] * 8 + [0.5])
     hand = 2 * (0.5 - 0.1) * np.log(0.5 / 0.1) + 8 * (1e-4 - 0.1) * np.log(1e-4 / 0.1)
-    assert f.effect_size == pytest.approx(hand)
+    assert f.distances["psi"] == pytest.approx(hand)
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
 
 
-def test_bh_adjustment_matches_scipy(profile):
+def test_bh_adjustment_over_all_signals_matches_scipy(profile):
     current = sample(np.random.default_rng(4), 800, shift=0.15)
     report = evaluate_drift(profile, current)
-    raw = [f.p_value for f in report.features]
+    raw = [f.p_value for f in report.features] + [f.missing_rate_p_value for f in report.features]
     expected = stats.false_discovery_control(raw, method="bh")
-    assert [f.p_adjusted for f in report.features] == pytest.approx(list(expected))
+    adjusted = [f.p_adjusted for f in report.features] + [f.missing_rate_p_adjusted for f in report.features]
+    assert adjusted == pytest.approx(list(expected))
 
 
 @pytest.mark.parametrize("n", [500, 5_000])
@@ -92,7 +97,8 @@ def test_mean_shift_flagged(profile):
     report = evaluate_drift(profile, sample(np.random.default_rng(6), 1_000, shift=0.5))
     assert report.drifted_features == ["x"]
     x = report.features[0]
-    assert x.p_adjusted < 0.05 and x.effect_size >= 0.2
+    assert x.p_adjusted < 0.01 and x.effect_size == pytest.approx(0.5, abs=0.1)
+    assert (x.effect_metric, x.reason) == ("wasserstein", "distribution")
     assert report.dataset_drift  # one of four features reaches the 25% share
 
 
@@ -120,12 +126,26 @@ def test_dataset_drift_rule():
 
 
 def test_config_from_dict():
-    config = DriftConfig.from_dict({"alpha": "0.01", "psi_floor": None})
-    assert (config.alpha, config.psi_floor) == (0.01, 0.2)
-    with pytest.raises(ValueError, match="unknown drift config keys: alfa, floor"):
+    config = DriftConfig.from_dict({"alpha": "0.05", "numeric_floor": None, "categorical_effect": "psi"})
+    assert (config.alpha, config.numeric_floor, config.categorical_effect) == (0.05, 0.1, "psi")
+    with pytest.raises(ValueError, match="^unknown drift config keys: alfa, floor$"):
         DriftConfig.from_dict({"alfa": 0.1, "floor": 1})
     with pytest.raises(ValueError, match="alpha"):
         DriftConfig(alpha=2)
+    with pytest.raises(ValueError, match="numeric_effect must be one of"):
+        DriftConfig.from_dict({"numeric_effect": "kl"})
+    with pytest.raises(ValueError, match="unknown drift test 'anderson'"):
+        DriftConfig.from_dict({"numeric_test": "anderson"})
+    with pytest.raises(ValueError, match="'chi2' is for categorical features"):
+        DriftConfig(numeric_test="chi2")
+
+
+def test_config_changes_the_verdict(profile):
+    current = sample(np.random.default_rng(12), 1_000, shift=0.5)
+    assert evaluate_drift(profile, current, DriftConfig(numeric_floor=0.6)).drifted_features == []
+    psi_config = DriftConfig(numeric_effect="psi", numeric_floor=0.2)
+    x = evaluate_drift(profile, current, psi_config).features[0]
+    assert x.effect_metric == "psi" and x.effect_size == x.distances["psi"] and x.drifted
 
 
 def test_bad_input(profile):
@@ -152,13 +172,15 @@ def test_null_inf_and_constant_columns_do_not_crash():
     cur = pd.DataFrame({"x": [np.nan, np.inf, None, -np.inf] * 25, "k": 1.0, "c": None, "one": "z"})
     report = evaluate_drift(fit_profile(ref, kinds), cur)
     x, k, c, one = report.features
-    assert x.p_value is None and x.missing_rate_current == 1.0 and not x.drifted
-    assert c.p_value is None and c.missing_rate_current == 1.0
+    assert x.p_value is None and x.missing_rate_current == 1.0
+    assert (x.drifted, x.reason) == (True, "missing_rate") and "window has no values" in x.note
+    assert c.p_value is None and c.missing_rate_current == 1.0 and c.reason == "missing_rate"
     assert k.statistic == 0.0 and not k.drifted
     assert (one.statistic, one.p_value) == (0.0, 1.0)
     d = report.to_dict()
     assert d["features"][0]["statistic"] is None and d["features"][0]["p_value"] is None
-    assert evaluate_drift(fit_profile(ref, kinds), cur.assign(k=2.0)).features[1].statistic == 1.0
+    moved = evaluate_drift(fit_profile(ref, kinds), cur.assign(k=2.0)).features[1]
+    assert moved.statistic == 1.0 and moved.drifted and moved.to_dict()["effect_size"] is None  # infinite sds
 
 
 def test_to_dict_contract(profile):
@@ -171,3 +193,36 @@ def test_to_dict_contract(profile):
     assert (d["n_reference"], d["n_current"], d["drifted_features"]) == (100_000, 1_000, ["x"])
     assert d["share_drifted"] == 0.25 and d["dataset_drift"] is True
     assert all(type(f["statistic"]) is float for f in d["features"])
+
+
+def test_every_bad_input_gives_a_result_or_one_line():
+    rng = np.random.default_rng(13)
+    ref = pd.DataFrame({"x": rng.normal(size=1_000), "empty": np.nan, "code": rng.integers(0, 3, 1_000),
+                        "mixed": pd.Series(["a", 1, 2.0, 1] * 250, dtype=object)})
+    kinds = {"x": NUMERIC, "empty": NUMERIC, "code": CATEGORICAL, "mixed": CATEGORICAL}
+    profile = fit_profile(ref, kinds)
+    cur = pd.DataFrame({"x": rng.normal(size=500), "empty": rng.normal(size=500), "code": rng.integers(0, 3, 500),
+                        "mixed": pd.Series(["a", "1", 2, 1.0] * 125, dtype=object), "new_column": 1.0})
+    report = evaluate_drift(profile, cur)
+    x, empty, code, mixed = report.features
+    assert report.ignored_columns == ["new_column"] and not x.drifted
+    assert empty.p_value is None and "reference has no values" in empty.note
+    assert (empty.drifted, empty.reason) == (True, "missing_rate")  # 100% missing -> 0% is a change
+    assert sorted(code.bin_labels) == ["0", "1", "2"] and not code.drifted  # integer codes are labels
+    assert mixed.bin_labels == ["1", "2", "a"] and mixed.current_share == mixed.reference_share  # 1 == "1" == 1.0
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # no NaN/inf leaks into JSON
+    assert d["ignored_columns"] == ["new_column"]
+    with pytest.raises(DriftInputError, match="^current window has duplicate columns: x$"):
+        evaluate_drift(profile, pd.concat([cur, cur[["x"]]], axis=1))
+
+
+def test_drift_help_and_engine_load_without_dagster_or_mlflow():
+    script = ("import sys, contextlib, io\n"
+              "from cli.main import main\n"
+              "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+              "    main(['drift', '--help'])\n"
+              "import watchkeeper.drift, watchkeeper.profile\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'mlflow'}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.strip() == "[]"

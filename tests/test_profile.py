@@ -11,10 +11,12 @@ import pytest
 
 from watchkeeper.profile import (
     CATEGORICAL,
+    EXACT_VALUES_MAX,
     MAX_CATEGORIES,
     NUMERIC,
     OTHER,
     QUANTILE_POINTS,
+    SCHEMA_VERSION,
     SKETCH_RANK_ERROR,
     ReferenceProfile,
     bin_counts,
@@ -177,3 +179,23 @@ def test_profile_is_small():
     df = pd.DataFrame(rng.normal(size=(20_000, 30)), columns=[f"f{i}" for i in range(30)])
     size = len(json.dumps(fit_profile(df).to_dict()))
     assert size < 30 * 10_000
+
+
+def test_small_references_keep_their_values_and_merge_them():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"x": rng.normal(size=400)})
+    halves = [fit_profile(h, {"x": NUMERIC}) for h in split(df, 2)]
+    whole = fit_profile(df, {"x": NUMERIC}).features["x"]
+    assert whole.exact_values == sorted(df["x"]) and len(whole.exact_values) <= EXACT_VALUES_MAX
+    assert merge_profiles(*halves).features["x"].exact_values == whole.exact_values
+    big = fit_profile(pd.DataFrame({"x": rng.normal(size=EXACT_VALUES_MAX + 1)}), {"x": NUMERIC})
+    assert big.features["x"].exact_values is None
+
+
+def test_schema_version_is_checked():
+    d = fit_profile(pd.DataFrame({"x": [1.0, 2.0]}), {"x": NUMERIC}).to_dict()
+    assert d["schema_version"] == SCHEMA_VERSION
+    with pytest.raises(ValueError, match="newer than this Watchkeeper"):
+        ReferenceProfile.from_dict(d | {"schema_version": SCHEMA_VERSION + 1})
+    legacy = {k: v for k, v in d.items() if k != "schema_version"}
+    assert ReferenceProfile.from_dict(legacy) == ReferenceProfile.from_dict(d)

@@ -1,166 +1,137 @@
 """Compare a current window with a reference profile, feature by feature and as a whole.
 
-A feature drifts only when its test is significant after Benjamini-Hochberg across the window's
-features *and* its PSI clears an effect-size floor: with large windows every tiny, harmless shift is
-significant, and with small ones a large PSI can be noise. Both guards are needed.
+The window is folded into a sketch (watchkeeper.sketch) in batches, the same way whether it is a
+DataFrame (evaluate_drift) or a Parquet file streamed in record batches (evaluate_parquet). Every
+statistic is then computed for all features of a kind at once (watchkeeper.stats), and the verdict
+follows watchkeeper.decision: significant after Benjamini-Hochberg AND an effect above its floor.
+For small windows against a small reference whose values the profile keeps, KS is scipy's exact test.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2_contingency, false_discovery_control
-from scipy.stats.distributions import kstwo
+from scipy.stats import ks_2samp
 
+from watchkeeper.decision import DriftConfig, decide
+from watchkeeper.drift_tests import Histograms, TestResult, load_test, run_test
 from watchkeeper.profile import (
+    CATEGORICAL,
     NUMERIC,
     OTHER,
+    PSI_BINS,
     FeatureProfile,
     ReferenceProfile,
-    bin_counts,
-    category_counts,
     finite_sorted,
-    sketch_cdf,
 )
+from watchkeeper.report import DriftReport, FeatureDrift, json_float
+from watchkeeper.sketch import GRID_REFINE, SketchInputError, WindowSketch
+from watchkeeper.stats import hellinger, jensen_shannon, psi, shares, two_proportions, wasserstein_on_grid
 
-PSI_CLIP = 1e-4  # empty bins would make PSI infinite; clipping caps one bin's contribution
+__all__ = ["DriftConfig", "DriftInputError", "DriftReport", "FeatureDrift", "evaluate_drift", "evaluate_parquet", "psi"]
+
+EXACT_KS_MAX_ROWS = 10_000  # scipy's exact KS threshold; beyond it the asymptotic p-value is as good
 
 
 class DriftInputError(ValueError):
     """The current window cannot be compared with the profile (one-line, user-facing message)."""
 
 
-@dataclass(frozen=True)
-class DriftConfig:
-    """Decision thresholds.
-
-    dataset_drift = n_drifted > 0 and (n_drifted / n_features >= dataset_drift_share
-                                       or (min_drifted_features > 0 and n_drifted >= min_drifted_features))
-    With the defaults a single drifting feature is reported on the feature, but the dataset needs
-    two drifting features, or a quarter of them.
-    """
-
-    alpha: float = 0.05
-    psi_floor: float = 0.2
-    dataset_drift_share: float = 0.25
-    min_drifted_features: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
-        if self.psi_floor < 0:
-            raise ValueError(f"psi_floor must be >= 0, got {self.psi_floor}")
-        if not 0 <= self.dataset_drift_share <= 1:
-            raise ValueError(f"dataset_drift_share must be in [0, 1], got {self.dataset_drift_share}")
-        if self.min_drifted_features < 0:
-            raise ValueError(f"min_drifted_features must be >= 0, got {self.min_drifted_features}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> DriftConfig:
-        """Build from YAML-ish config: None values mean 'default', unknown keys are typos."""
-        given = {k: v for k, v in (d or {}).items() if v is not None}
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ValueError(f"unknown drift config keys: {', '.join(unknown)}")
-        return cls(**{k: type(known[k].default)(v) for k, v in given.items()})
-
-    def dataset_drift(self, n_drifted: int, n_features: int) -> bool:
-        if n_drifted == 0:
-            return False
-        by_count = self.min_drifted_features > 0 and n_drifted >= self.min_drifted_features
-        return by_count or n_drifted / n_features >= self.dataset_drift_share
-
-
-def _num(x: float | None) -> float | None:
-    """Plain JSON-safe float: numpy scalars become floats, NaN/inf become None."""
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 @dataclass
-class FeatureDrift:
-    """Test result for one feature; the shares over common bins feed the plots."""
+class _KindResult:
+    """Columnar results for all features of one kind, before the decision."""
 
-    name: str
-    kind: str
+    features: list[FeatureProfile]
     test: str
-    statistic: float
-    p_value: float | None
-    p_adjusted: float | None
-    effect_size: float | None
-    effect_metric: str | None
-    drifted: bool
-    missing_rate_reference: float
-    missing_rate_current: float
-    bin_labels: list[str]
-    reference_share: list[float]
-    current_share: list[float]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for key in ("statistic", "p_value", "p_adjusted", "effect_size",
-                    "missing_rate_reference", "missing_rate_current"):
-            d[key] = _num(d[key])
-        d["drifted"] = bool(self.drifted)
-        d["reference_share"] = [float(x) for x in self.reference_share]
-        d["current_share"] = [float(x) for x in self.current_share]
-        return d
+    statistic: np.ndarray
+    p_value: np.ndarray  # NaN where the distribution cannot be tested
+    error: np.ndarray | None
+    distances: dict[str, np.ndarray]
+    missing: np.ndarray  # current missing count
+    rows: np.ndarray  # current rows
+    labels: list[list[str]]
+    reference_share: list[np.ndarray]
+    current_share: list[np.ndarray]
+    notes: list[str | None]
 
 
-@dataclass
-class DriftReport:
-    dataset_drift: bool
-    n_reference: int
-    n_current: int
-    features: list[FeatureDrift]
-
-    @property
-    def drifted_features(self) -> list[str]:
-        return [f.name for f in self.features if f.drifted]
-
-    @property
-    def share_drifted(self) -> float:
-        return len(self.drifted_features) / len(self.features) if self.features else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset_drift": bool(self.dataset_drift),
-            "n_reference": int(self.n_reference),
-            "n_current": int(self.n_current),
-            "features": [f.to_dict() for f in self.features],
-            "drifted_features": self.drifted_features,
-            "share_drifted": float(self.share_drifted),
-        }
+def _distances(reference: np.ndarray, current: np.ndarray) -> dict[str, np.ndarray]:
+    r, c = shares(reference), shares(current)
+    return {"psi": psi(r, c), "jensen_shannon": jensen_shannon(r, c), "hellinger": hellinger(r, c)}
 
 
-# ---------------------------------------------------------------- statistics
+def _note(reference_count: float, current_count: float) -> str | None:
+    if not reference_count:
+        return "the reference has no values: only the missing rate is tested"
+    if not current_count:
+        return "the window has no values: only the missing rate is tested"
+    return None
 
 
-def psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:
-    """Population stability index over common bins, shares clipped at PSI_CLIP before the log."""
-    r = np.clip(np.asarray(reference_share, dtype=float), PSI_CLIP, None)
-    c = np.clip(np.asarray(current_share, dtype=float), PSI_CLIP, None)
-    return float(np.sum((c - r) * np.log(c / r)))
+def _numeric(features: list[FeatureProfile], sketch: WindowSketch, config: DriftConfig,
+             exact: dict[str, tuple[float, float]]) -> _KindResult:
+    grid, state = sketch.grid, sketch.numeric
+    n_ref = np.array([f.count for f in features], dtype=float)
+    reference = np.diff(np.pad(grid.ref_cdf, ((0, 0), (1, 1)), constant_values=(0.0, 1.0)), axis=1) * n_ref[:, None]
+    current = _cell_counts(state.cum, state.finite)
+    result = run_test(load_test(config.numeric_test, NUMERIC), Histograms(grid.names, reference, current, grid.edges))
+    statistic, p_value, error = _with_exact(grid.names, result, exact)
+    cur_cdf = state.cum / np.maximum(state.finite, 1)[:, None]
+    inner = slice(GRID_REFINE, -GRID_REFINE)  # winsorized at the reference's 0.5% and 99.5% quantiles
+    w1 = wasserstein_on_grid(grid.edges[:, inner], grid.ref_cdf[:, inner], cur_cdf[:, inner])
+    sd = np.array([f.std or 0.0 for f in features])
+    mean, std = state.mean_std(grid.center)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moved = np.abs(cur_cdf - grid.ref_cdf).max(axis=1, initial=0.0) > 0  # a constant reference: any change
+        wasserstein = np.where(sd > 0, w1 / sd, np.where(moved, np.inf, 0.0))
+        moments = {"mean_shift_sd": (mean - [f.mean or 0.0 for f in features]) / sd, "std_ratio": std / sd}
+    ref_bins, cur_bins, keep = _psi_bins(features, state.bin_cum, state.finite)
+    testable = grid.testable & (state.finite > 0)
+    distances = _distances(ref_bins, cur_bins) | {"wasserstein": wasserstein} | moments
+    return _KindResult(
+        features, config.numeric_test, np.where(testable, statistic, np.nan), np.where(testable, p_value, np.nan),
+        None if error is None else np.where(testable, error, np.nan),
+        {k: np.where(testable, v, np.nan) for k, v in distances.items()}, state.missing, state.rows,
+        [_bin_labels(f.bin_edges or []) for f in features],
+        [s[k] for s, k in zip(shares(ref_bins), keep)], [s[k] for s, k in zip(shares(cur_bins), keep)],
+        [_note(f.count, n) for f, n in zip(features, state.finite)],
+    )
 
 
-def ks_statistic(quantiles: list[float], sorted_values: np.ndarray) -> float:
-    """sup |F_cur - F_ref| with F_ref the sketch CDF; checked on both sides of every current step.
+def _cell_counts(cumulative: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Counts per cell from counts <= each edge: cells (-inf, e0], (e0, e1], ..., (e_last, inf)."""
+    return np.diff(cumulative, axis=1, prepend=0.0, append=total[:, None])
 
-    Between steps F_cur is flat and F_ref monotone, so the supremum sits at a step's limits.
+
+def _with_exact(names: list[str], result: TestResult,
+                exact: dict[str, tuple[float, float]]) -> TestResult:
+    """Replace sketched results by exact ones where they were computed (their error is then 0)."""
+    rows = [i for i, name in enumerate(names) if name in exact]
+    statistic, p_value = result.statistic.copy(), result.p_value.copy()
+    error = None if result.error is None else result.error.copy()
+    for i in rows:
+        statistic[i], p_value[i] = exact[names[i]]
+        if error is not None:
+            error[i] = 0.0
+    return TestResult(statistic, p_value, error)
+
+
+def _psi_bins(features: list[FeatureProfile], bin_cum: np.ndarray, finite: np.ndarray):
+    """Reference and current counts in the profile's PSI bins, padded to PSI_BINS, and the real bins.
+
+    Padded edges repeat the last real one, so their bins are empty on both sides and add nothing.
     """
-    y = sorted_values
-    last = np.flatnonzero(np.append(y[1:] != y[:-1], True))  # last index of each run of ties
-    u = y[last]
-    cur_right = (last + 1) / len(y)
-    cur_left = np.concatenate(([0], last[:-1] + 1)) / len(y)
-    d_right = np.abs(cur_right - sketch_cdf(quantiles, u))
-    d_left = np.abs(cur_left - sketch_cdf(quantiles, u, left=True))
-    return float(max(d_right.max(), d_left.max()))
+    current = _cell_counts(bin_cum, finite)
+    reference = np.zeros_like(current)
+    keep = []
+    for row, f in zip(reference, features):
+        counts = f.bin_counts or [0]
+        row[:len(counts) - 1], row[-1] = counts[:-1], counts[-1]
+        keep.append(np.r_[0:len(counts) - 1, PSI_BINS - 1])
+    return reference, current, keep
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -170,86 +141,150 @@ def _bin_labels(edges: list[float]) -> list[str]:
     return [f"<= {e[0]}", *(f"({a}, {b}]" for a, b in zip(e, e[1:])), f"> {e[-1]}"]
 
 
-def _shares(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total else np.zeros(len(counts))
-
-
-def _numeric_drift(fp: FeatureProfile, series: pd.Series) -> FeatureDrift:
-    try:
-        values, missing = finite_sorted(series)
-    except ValueError as exc:
-        raise DriftInputError(f"{exc} (numeric in the reference profile)") from None
-    edges = fp.bin_edges or []
-    ref = _shares(np.asarray(fp.bin_counts or [0], dtype=float))
-    cur = _shares(bin_counts(values, edges).astype(float))
-    stat, p, effect = math.nan, None, None
-    if fp.count and len(values):
-        stat = ks_statistic(fp.quantiles, values)
-        n_eff = max(1, round(fp.count * len(values) / (fp.count + len(values))))
-        p, effect = float(kstwo.sf(stat, n_eff)), psi(ref, cur)
-    return _feature(fp, "ks", stat, p, effect, missing / len(series), _bin_labels(edges), ref, cur)
-
-
-def _categorical_drift(fp: FeatureProfile, series: pd.Series) -> FeatureDrift:
-    """Chi-square homogeneity over the union of labels; with an OTHER bucket in the reference,
-    labels it does not name may have been in its tail, so they are folded into OTHER."""
-    counts, missing = category_counts(series)
-    ref_counts = fp.categories or {}
-    if OTHER in ref_counts:
-        folded = {k: v for k, v in counts.items() if k in ref_counts}
-        folded[OTHER] = folded.get(OTHER, 0) + sum(v for k, v in counts.items() if k not in ref_counts)
+def _label_table(feature: FeatureProfile, counts: dict[str, int]) -> tuple[list[str], list[int], list[int]]:
+    """Union of labels, reference first. With an OTHER bucket in the reference, labels it does not
+    name may have been in its tail, so they are folded into OTHER rather than called new."""
+    ref = feature.categories or {}
+    if OTHER in ref:
+        folded = {k: v for k, v in counts.items() if k in ref}
+        folded[OTHER] = folded.get(OTHER, 0) + sum(v for k, v in counts.items() if k not in ref)
         counts = folded
-    labels = [k for k in [*ref_counts, *(k for k in counts if k not in ref_counts)]
-              if ref_counts.get(k, 0) or counts.get(k, 0)]
-    table = np.array([[c.get(k, 0) for k in labels] for c in (ref_counts, counts)], dtype=float)
-    ref, cur = _shares(table[0]), _shares(table[1])
-    stat, p, effect = math.nan, None, None
-    if table[0].sum() and table[1].sum():
-        stat, p = (0.0, 1.0) if len(labels) < 2 else map(float, chi2_contingency(table)[:2])
-        effect = psi(ref, cur)
-    return _feature(fp, "chi2", stat, p, effect, missing / len(series), labels, ref, cur)
+    new = sorted((k for k in counts if k not in ref), key=lambda k: (-counts[k], k))
+    labels = [*ref, *new]
+    return labels, [ref.get(k, 0) for k in labels], [counts.get(k, 0) for k in labels]
 
 
-def _feature(fp: FeatureProfile, test: str, stat: float, p: float | None, effect: float | None,
-             missing_rate: float, labels: list[str], ref: np.ndarray, cur: np.ndarray) -> FeatureDrift:
-    return FeatureDrift(
-        fp.name, fp.kind, test, stat, p, None, effect, "psi", False,
-        fp.missing_rate, missing_rate, labels, ref.tolist(), cur.tolist(),
+def _categorical(features: list[FeatureProfile], sketch: WindowSketch, config: DriftConfig) -> _KindResult:
+    states = [sketch.categorical[f.name] for f in features]
+    tables = [_label_table(f, s.counts) for f, s in zip(features, states)]
+    width = max([len(t[0]) for t in tables] + [1])
+    reference, current = np.zeros((len(features), width)), np.zeros((len(features), width))
+    for i, (labels, ref, cur) in enumerate(tables):
+        reference[i, :len(labels)], current[i, :len(labels)] = ref, cur
+    result = run_test(load_test(config.categorical_test, CATEGORICAL),
+                      Histograms([f.name for f in features], reference, current))
+    testable = (reference.sum(axis=1) > 0) & (current.sum(axis=1) > 0)
+    return _KindResult(
+        features, config.categorical_test, np.where(testable, result.statistic, np.nan),
+        np.where(testable, result.p_value, np.nan), result.error,
+        {k: np.where(testable, v, np.nan) for k, v in _distances(reference, current).items()},
+        np.array([s.missing for s in states], dtype=float), np.array([s.rows for s in states], dtype=float),
+        [t[0] for t in tables], [s[:len(t[0])] for s, t in zip(shares(reference), tables)],
+        [s[:len(t[0])] for s, t in zip(shares(current), tables)],
+        [_note(r.sum(), c.sum()) for r, c in zip(reference, current)],
     )
 
 
-# ---------------------------------------------------------------- entry point
+# ---------------------------------------------------------------- assembly and entry points
 
 
-def _check_window(profile: ReferenceProfile, current: Any) -> None:
-    if not isinstance(current, pd.DataFrame):
-        raise DriftInputError(f"current window must be a pandas DataFrame, got {type(current).__name__}")
-    if len(current) == 0:
+def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig,
+            exact: dict[str, tuple[float, float]], ignored: list[str]) -> DriftReport:
+    """Decide across all features at once, then lay the results out in profile order."""
+    kinds = {kind: [f for f in profile.features.values() if f.kind == kind] for kind in (NUMERIC, CATEGORICAL)}
+    results = []
+    if kinds[NUMERIC]:
+        results.append(_numeric(kinds[NUMERIC], sketch, config, exact))
+    if kinds[CATEGORICAL]:
+        results.append(_categorical(kinds[CATEGORICAL], sketch, config))
+    where = {r.features[i].name: (r, i) for r in results for i in range(len(r.features))}
+    rows = [where[name] for name in profile.features]
+
+    def column(get) -> np.ndarray:
+        return np.array([get(r, i) for r, i in rows], dtype=float)
+
+    missing_ref = column(lambda r, i: r.features[i].missing)
+    total_ref = column(lambda r, i: r.features[i].count + r.features[i].missing)
+    missing_cur, total_cur = column(lambda r, i: r.missing[i]), column(lambda r, i: r.rows[i])
+    rate_ref = np.divide(missing_ref, total_ref, out=np.zeros_like(missing_ref), where=total_ref > 0)
+    rate_cur = np.divide(missing_cur, total_cur, out=np.zeros_like(missing_cur), where=total_cur > 0)
+    missing_p = two_proportions(missing_ref, total_ref, missing_cur, total_cur)
+    p_value = column(lambda r, i: r.p_value[i])
+    effect = column(lambda r, i: r.distances[config.effect_metric(r.features[i].kind)][i])
+    floor = column(lambda r, i: config.floor(r.features[i].kind))
+    verdict = decide(config, p_value, effect, floor, missing_p, rate_cur - rate_ref)
+    features = [
+        FeatureDrift(
+            r.features[i].name, r.features[i].kind, r.test, float(r.statistic[i]), json_float(r.p_value[i]),
+            json_float(verdict.p_adjusted[j]), json_float(effect[j]), config.effect_metric(r.features[i].kind),
+            bool(verdict.drifted[j]), float(rate_ref[j]), float(rate_cur[j]), r.labels[i],
+            r.reference_share[i].tolist(), r.current_share[i].tolist(), verdict.reasons[j], r.notes[i],
+            None if r.error is None else json_float(r.error[i]), {k: v[i] for k, v in r.distances.items()},
+            float(missing_p[j]), json_float(verdict.missing_p_adjusted[j]),
+        )
+        for j, (r, i) in enumerate(rows)
+    ]
+    n_drifted = sum(f.drifted for f in features)
+    return DriftReport(config.dataset_drift(n_drifted, len(features)), profile.n_rows, sketch.rows, features, ignored)
+
+
+def _exact_ks(profile: ReferenceProfile, current: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """scipy's KS (exact p-value when both samples are small) where the profile kept the reference values."""
+    if len(current) > EXACT_KS_MAX_ROWS:
+        return {}
+    exact = {}
+    for name, f in profile.features.items():
+        if f.kind == NUMERIC and f.exact_values:
+            values, _ = finite_sorted(current[name])
+            if len(values):
+                result = ks_2samp(f.exact_values, values)
+                exact[name] = (float(result.statistic), float(result.pvalue))
+    return exact
+
+
+def _check_columns(profile: ReferenceProfile, columns: list[str], n_rows: int) -> list[str]:
+    """One-line errors for windows that cannot be compared; returns the columns that will be ignored."""
+    if n_rows == 0:
         raise DriftInputError("current window is empty")
-    absent = [n for n in profile.features if n not in current.columns]
+    absent = [n for n in profile.features if n not in columns]
     if absent:
         raise DriftInputError(f"current window is missing columns: {', '.join(absent)}")
-    duplicated = sorted({n for n in current.columns[current.columns.duplicated()] if n in profile.features})
+    duplicated = sorted({n for n in columns if columns.count(n) > 1 and n in profile.features})
     if duplicated:
         raise DriftInputError(f"current window has duplicate columns: {', '.join(duplicated)}")
+    return [str(c) for c in columns if c not in profile.features]
 
 
 def evaluate_drift(
     profile: ReferenceProfile, current: pd.DataFrame, config: DriftConfig = DriftConfig()
 ) -> DriftReport:
-    """Test every profiled feature of ``current``; columns the profile does not know are ignored."""
-    _check_window(profile, current)
-    results = [
-        (_numeric_drift if fp.kind == NUMERIC else _categorical_drift)(fp, current[name])
-        for name, fp in profile.features.items()
-    ]
-    tested = [i for i, r in enumerate(results) if r.p_value is not None]
-    if tested:
-        adjusted = false_discovery_control([results[i].p_value for i in tested], method="bh")
-        for i, q in zip(tested, adjusted):
-            r = results[i]
-            drifted = bool(q < config.alpha and r.effect_size >= config.psi_floor)
-            results[i] = replace(r, p_adjusted=float(q), drifted=drifted)
-    n_drifted = sum(r.drifted for r in results)
-    return DriftReport(config.dataset_drift(n_drifted, len(results)), profile.n_rows, len(current), results)
+    """Test every profiled feature of ``current``; columns the profile does not know are listed, not tested."""
+    if not isinstance(current, pd.DataFrame):
+        raise DriftInputError(f"current window must be a pandas DataFrame, got {type(current).__name__}")
+    ignored = _check_columns(profile, list(current.columns), len(current))
+    sketch = WindowSketch(profile)
+    try:
+        sketch.add({name: current[name] for name in profile.features}, len(current))
+    except SketchInputError as error:
+        raise DriftInputError(str(error)) from None
+    exact = _exact_ks(profile, current) if config.numeric_test == "ks" else {}
+    return _report(profile, sketch, config, exact, ignored)
+
+
+def evaluate_parquet(profile: ReferenceProfile, path: str | Path, config: DriftConfig = DriftConfig(),
+                     batch_size: int | None = None) -> DriftReport:
+    """Stream a Parquet window in record batches: memory is one batch, however large the file.
+
+    Only the profiled columns are read. pyarrow decodes a whole row group at a time (several
+    times its size at peak), so memory is bounded by the row-group size, not the file size:
+    write large windows with row groups of ~20 MB (e.g. 10,000 rows x 500 float32 columns).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds a whole row group twice
+    except (OSError, pa.ArrowException) as error:
+        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
+    ignored = _check_columns(profile, source.schema_arrow.names, source.metadata.num_rows)
+    sketch = WindowSketch(profile)
+    n_numeric = sum(f.kind == NUMERIC for f in profile.features.values())
+    batches = source.iter_batches(batch_size=batch_size or sketch.block_rows(n_numeric), columns=list(profile.features))
+    try:
+        for batch in batches:
+            sketch.add({name: batch.column(name) for name in profile.features}, batch.num_rows)
+    except SketchInputError as error:
+        raise DriftInputError(str(error)) from None
+    except (OSError, pa.ArrowException) as error:
+        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
+    return _report(profile, sketch, config, {}, ignored)

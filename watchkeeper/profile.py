@@ -3,6 +3,9 @@
 A profile replaces the raw reference data at drift time, so it must be small (a few KB per
 feature), exact where cheap (counts, moments, min/max) and bounded-error where not (quantiles).
 
+Small references also keep their sorted values (at most EXACT_VALUES_MAX, a few KB) so that small
+windows get scipy's exact two-sample KS test instead of the sketch's approximation.
+
 Quantile sketch: each numeric feature keeps its values at ``np.linspace(0, 1, QUANTILE_POINTS)``.
 The reference CDF is read back by piecewise-linear interpolation between those knots. Between two
 adjacent knots the true CDF lies within the knots' probabilities, so the interpolated CDF is off by
@@ -31,6 +34,8 @@ PSI_BINS = 10
 MAX_CATEGORIES = 50
 OTHER = "__other__"
 LOW_CARDINALITY = 10  # numeric columns with at most this many distinct values are codes/flags
+EXACT_VALUES_MAX = 500  # a reference column this small keeps its values: no bigger than its sketch
+SCHEMA_VERSION = 2  # bump when the serialised form changes; from_dict refuses newer versions
 
 _PROBS = np.linspace(0.0, 1.0, QUANTILE_POINTS)
 _DECILES = np.linspace(0.0, 1.0, PSI_BINS + 1)[1:-1]
@@ -52,6 +57,7 @@ class FeatureProfile:
     bin_edges: list[float] | None = None  # deduplicated inner decile edges; bins are right-closed
     bin_counts: list[int] | None = None  # len(bin_edges) + 1 counts, outer bins open-ended
     categories: dict[str, int] | None = None  # label -> count, tail folded into OTHER
+    exact_values: list[float] | None = None  # sorted finite values when count <= EXACT_VALUES_MAX
 
     @property
     def std(self) -> float | None:
@@ -79,6 +85,7 @@ class ReferenceProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "n_rows": self.n_rows,
             "metadata": dict(self.metadata),
             "features": [asdict(f) for f in self.features.values()],
@@ -86,6 +93,9 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
+        version = int(d.get("schema_version", 1))
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"profile schema version {version} is newer than this Watchkeeper ({SCHEMA_VERSION})")
         features = [FeatureProfile(**f) for f in d["features"]]
         return cls({f.name: f for f in features}, int(d["n_rows"]), dict(d.get("metadata", {})))
 
@@ -203,6 +213,7 @@ def _numeric_profile(name: str, series: pd.Series) -> FeatureProfile:
         mean=mean, m2=float(((xs - mean) ** 2).sum()), min=float(xs[0]), max=float(xs[-1]),
         quantiles=_sorted_quantiles(xs, _PROBS).tolist(),
         bin_edges=edges.tolist(), bin_counts=bin_counts(xs, edges).tolist(),
+        exact_values=xs.tolist() if len(xs) <= EXACT_VALUES_MAX else None,
     )
 
 
@@ -292,6 +303,8 @@ def _merge_numeric(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
         quantiles=_merge_quantiles(a, b).tolist(),
         bin_edges=a.bin_edges,
         bin_counts=(np.asarray(a.bin_counts) + np.diff(cum_b).astype(int)).tolist(),
+        exact_values=sorted(a.exact_values + b.exact_values) if a.exact_values and b.exact_values
+        and n <= EXACT_VALUES_MAX else None,
     )
 
 

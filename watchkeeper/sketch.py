@@ -1,0 +1,206 @@
+"""Fold a current window, batch by batch, into the same sketch form as the reference profile.
+
+Memory stays bounded by one batch however large the window: each batch of numeric columns is
+stacked into one (features x rows) float32 block, centred on the reference median (so float32
+keeps ~7 significant digits of the *spread*, not of the offset), sorted row-wise, and probed at
+every feature's grid edges with one vectorised binary search. What is kept per feature is exact:
+cumulative counts at the grid and PSI edges, missing and ±inf counts, and the first two moments
+(of the float32-rounded values). Categorical columns keep label counts.
+
+The grid is the reference quantile sketch refined GRID_REFINE times: the reference holds at most
+SKETCH_RANK_ERROR / GRID_REFINE of its mass in any cell, which bounds how far KS read at the edges
+can be from KS between them (stats.ks_from_cdfs reports the actual bound per feature).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from watchkeeper.profile import (
+    CATEGORICAL,
+    NUMERIC,
+    PSI_BINS,
+    QUANTILE_POINTS,
+    FeatureProfile,
+    ReferenceProfile,
+    category_counts,
+    sketch_cdf,
+)
+
+GRID_REFINE = 2
+BLOCK_VALUES = 1 << 23  # values per numeric block (32 MB of float32): large enough to amortise the search
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+class SketchInputError(ValueError):
+    """A column cannot be read as its profiled kind (one line, user-facing)."""
+
+
+@dataclass(frozen=True)
+class NumericGrid:
+    """Per numeric feature: grid edges, the reference CDF on them, and the points to search for.
+
+    Rows are features. Features whose reference has no values get a dummy grid and testable=False.
+    """
+
+    names: list[str]
+    center: np.ndarray  # (F,) reference median, subtracted before the float32 cast
+    edges: np.ndarray  # (F, G) refined reference quantiles, non-decreasing (ties allowed)
+    ref_cdf: np.ndarray  # (F, G) reference sketch CDF at the edges
+    testable: np.ndarray  # (F,) reference has values
+    probes: np.ndarray = field(repr=False)  # (F, P) float32 search points: -inf, edges, bin edges, max, +inf
+
+    @classmethod
+    def from_features(cls, features: list[FeatureProfile]) -> NumericGrid:
+        n = len(features)
+        knots = np.array([f.quantiles or [0.0] * QUANTILE_POINTS for f in features], dtype=float)
+        knots = knots.reshape(n, QUANTILE_POINTS)
+        steps = np.linspace(0.0, 1.0, GRID_REFINE + 1)[:-1]
+        inner = knots[:, :-1, None] + steps * (knots[:, 1:, None] - knots[:, :-1, None])
+        edges = np.concatenate([inner.reshape(n, (QUANTILE_POINTS - 1) * GRID_REFINE), knots[:, -1:]], axis=1)
+        ref_cdf = np.array([sketch_cdf(k, e) for k, e in zip(knots, edges)]).reshape(edges.shape)
+        # the profile's PSI edges, padded by repeating the last one (empty bins on both sides)
+        bin_edges = np.array([_padded(f.bin_edges or [0.0], PSI_BINS - 1) for f in features]).reshape(n, PSI_BINS - 1)
+        center = knots[:, QUANTILE_POINTS // 2]
+        inf = np.full((n, 1), np.inf)
+        probes = np.concatenate([-inf, edges, bin_edges, np.full_like(inf, _F32_MAX), inf], axis=1)
+        probes[:, 1:-2] -= center[:, None]
+        return cls([f.name for f in features], center, edges, ref_cdf,
+                   np.array([f.count > 0 for f in features], dtype=bool), probes.astype(np.float32))
+
+
+def _padded(values: list[float], size: int) -> list[float]:
+    return [*values, *[values[-1]] * (size - len(values))]
+
+
+@dataclass
+class NumericState:
+    """Exact per-feature accumulators of the numeric block; they add across batches."""
+
+    rows: np.ndarray  # (F,) values seen, missing included
+    cum: np.ndarray  # (F, G) finite values <= each grid edge
+    bin_cum: np.ndarray  # (F, PSI_BINS - 1) finite values <= each PSI edge
+    finite: np.ndarray  # (F,)
+    sum: np.ndarray  # (F,) of (x - center)
+    sum_sq: np.ndarray  # (F,) of (x - center)**2
+
+    @classmethod
+    def empty(cls, grid: NumericGrid) -> NumericState:
+        f, g = grid.edges.shape
+        zeros = np.zeros(f)
+        return cls(zeros.copy(), np.zeros((f, g)), np.zeros((f, PSI_BINS - 1)), zeros.copy(), zeros.copy(),
+                   zeros.copy())
+
+    @property
+    def missing(self) -> np.ndarray:
+        return self.rows - self.finite
+
+    def mean_std(self, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sample standard deviation of the finite values (NaN when undefined)."""
+        n = self.finite
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = center + self.sum / n
+            var = (self.sum_sq - self.sum**2 / n) / (n - 1)
+        return np.where(n > 0, mean, np.nan), np.where(n > 1, np.sqrt(np.clip(var, 0, None)), np.nan)
+
+
+def _sorted_counts(block: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    """Per row, how many values of the row-sorted ``block`` are <= each probe (branch-free search)."""
+    rows, width = block.shape
+    flat, base = block.ravel(), (np.arange(rows) * width)[:, None]
+    pos = np.zeros(probes.shape, dtype=np.int64)
+    step = 1 << int(width).bit_length()
+    while step:
+        cand = np.minimum(pos + step, width)
+        pos = np.where(flat[base + cand - 1] <= probes, cand, pos)
+        step >>= 1
+    return pos
+
+
+def fold_numeric(grid: NumericGrid, state: NumericState, block: np.ndarray) -> None:
+    """Add a (features x rows) float32 block, already centred, to ``state``; overwrites ``block``.
+
+    After a row sort, -inf come first, then the finite values, then +inf and NaN, so every count,
+    missing values included, is one binary search against the probes.
+    """
+    block.sort(axis=1)
+    counts = _sorted_counts(block, grid.probes)
+    neg_inf, upto_max = counts[:, 0], counts[:, -2]
+    g = grid.edges.shape[1]
+    finite = upto_max - neg_inf
+    state.rows += block.shape[1]
+    state.cum += counts[:, 1:1 + g] - neg_inf[:, None]
+    state.bin_cum += counts[:, 1 + g:-2] - neg_inf[:, None]
+    state.finite += finite
+    if (finite < block.shape[1]).any():
+        block[~np.isfinite(block)] = 0.0
+    state.sum += block.sum(axis=1, dtype=np.float64)
+    state.sum_sq += np.square(block, out=block).sum(axis=1, dtype=np.float64)  # squares in float32, summed in float64
+
+
+def float_column(name: str, values: Any) -> np.ndarray:
+    """A numeric column as a numpy array (missing as NaN); SketchInputError if it holds text."""
+    if not isinstance(values, (pd.Series, np.ndarray)):
+        values = values.to_numpy(zero_copy_only=False)  # a pyarrow array: NaN for nulls, object for text
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
+        return np.asarray(values)
+    try:
+        return pd.to_numeric(pd.Series(values, copy=False)).to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        raise SketchInputError(f"column {name!r} holds non-numeric values (numeric in the reference profile)") from None
+
+
+@dataclass
+class CategoryState:
+    """Label counts of one categorical feature; adds across batches."""
+
+    counts: Counter = field(default_factory=Counter)
+    rows: int = 0
+    missing: int = 0
+
+
+class WindowSketch:
+    """The current window folded batch by batch: numeric grid counts and categorical label counts."""
+
+    def __init__(self, profile: ReferenceProfile) -> None:
+        numeric = [f for f in profile.features.values() if f.kind == NUMERIC]
+        self.grid = NumericGrid.from_features(numeric)
+        self.numeric = NumericState.empty(self.grid)
+        self.categorical = {f.name: CategoryState() for f in profile.features.values() if f.kind == CATEGORICAL}
+        self.rows = 0
+        self._block = np.empty(0, dtype=np.float32)
+
+    @staticmethod
+    def block_rows(n_features: int) -> int:
+        """Rows per numeric block (and per Parquet batch): BLOCK_VALUES values, at least 4096 rows."""
+        return max(4096, BLOCK_VALUES // max(n_features, 1))
+
+    def add(self, columns: Mapping[str, Any], n_rows: int) -> None:
+        """Fold one batch: ``columns`` maps every profiled name to a pandas/numpy/pyarrow column."""
+        numeric = [float_column(name, columns[name]) for name in self.grid.names]
+        step = self.block_rows(len(numeric))
+        for start in range(0, n_rows if numeric else 0, step):
+            stop = min(start + step, n_rows)
+            block = self._buffer(len(numeric), stop - start)
+            for row, values, center in zip(block, numeric, self.grid.center):
+                np.subtract(values[start:stop], center, out=row, casting="same_kind")
+            fold_numeric(self.grid, self.numeric, block)
+        for name, state in self.categorical.items():
+            values = columns[name]
+            counts, missing = category_counts(values if isinstance(values, pd.Series) else values.to_pandas())
+            state.counts.update(counts)
+            state.rows += n_rows
+            state.missing += missing
+        self.rows += n_rows
+
+    def _buffer(self, n_features: int, n_rows: int) -> np.ndarray:
+        """A contiguous float32 block carved from one reused buffer: a stream of batches allocates once."""
+        if self._block.size < n_features * n_rows:
+            self._block = np.empty(n_features * n_rows, dtype=np.float32)
+        return self._block[:n_features * n_rows].reshape(n_features, n_rows)
