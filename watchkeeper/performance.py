@@ -1,11 +1,21 @@
-"""Model performance metrics with bootstrap confidence intervals.
+"""Model performance metrics with bootstrap confidence intervals, per window and per segment.
 
 Monitoring windows are small and labels arrive late, so a bare point estimate would
 flag sampling noise as degradation. Every metric therefore carries a percentile
 bootstrap interval, and `is_degraded` only fires when the whole interval is past the
-reference. Point values come from scikit-learn so they match what data scientists
-see offline; the bootstrap is vectorised (no loop over resamples) so it stays cheap
-for every window of every model.
+reference.
+
+A bootstrap resample is a row of multiplicities (how often each row was drawn), so each
+resample's statistic is the scikit-learn metric with those counts as `sample_weight`.
+The `batch_*` helpers compute it for a whole (resamples, rows) weight matrix with a few
+numpy calls (no loop over resamples), and the point value is the same statistic with
+unit weights, prepended as row 0: one code path, no per-metric sklearn validation
+overhead, equal to scikit-learn to 1e-12 (tests/test_performance.py checks every metric).
+`watchkeeper.estimation` reuses the helpers with simulated labels.
+
+Brier score follows `sklearn.metrics.brier_score_loss`: binary is mean (p_positive - y)^2,
+in [0, 1]; multiclass is the mean over rows of the squared error summed over classes,
+sum_c (p_c - [y = c])^2, in [0, 2] (Brier's original definition, sklearn >= 1.7).
 """
 
 from __future__ import annotations
@@ -15,25 +25,22 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    mean_absolute_error,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    root_mean_squared_error,
-)
 
 BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
 PRIMARY_METRIC = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "mae"}
 HIGHER_IS_BETTER = {
-    "accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True,
-    "rmse": False, "mae": False,
+    "accuracy": True, "precision": True, "recall": True, "f1": True, "f1_macro": True, "f1_weighted": True,
+    "roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
+    "rmse": False, "mae": False, "mape": False, "r2": True,
 }
 METRIC_NAMES = {
-    BINARY: ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    MULTICLASS: ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    REGRESSION: ("rmse", "mae"),
+    BINARY: ("accuracy", "precision", "recall", "f1", "f1_macro", "f1_weighted",
+             "roc_auc", "pr_auc", "log_loss", "brier"),
+    MULTICLASS: ("accuracy", "precision", "recall", "f1", "f1_weighted", "roc_auc", "log_loss", "brier"),
+    REGRESSION: ("rmse", "mae", "mape", "r2"),
 }
+MISSING_SEGMENT = "(missing)"
+_EPS = np.finfo(np.float64).eps  # sklearn's clip for log loss and floor for |y| in MAPE
 
 
 class MetricsInputError(ValueError):
@@ -57,34 +64,83 @@ def compute_metrics(
     task: str, y_true, y_pred, proba: np.ndarray | None = None, classes: Sequence | None = None,
     n_boot: int = 200, confidence: float = 0.9, seed: int = 0,
 ) -> list[MetricValue]:
-    """Metrics of `task` with `confidence` bootstrap intervals over `n_boot` seeded resamples.
+    """Metrics of `task` (METRIC_NAMES order) with `confidence` bootstrap intervals over `n_boot` resamples.
 
-    Zero labelled rows is not an error (labels of recent windows have not arrived yet):
-    every metric is then None.
+    `proba` has one column per class in `classes` order (binary: the positive class is the
+    last one). Zero labelled rows is not an error (labels of recent windows have not
+    arrived yet): every metric is then None. `n_boot=0` gives point values only.
     """
     if task not in METRIC_NAMES:
         raise MetricsInputError(f"unknown task {task!r}; expected one of {sorted(METRIC_NAMES)}")
-    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
-    proba = None if proba is None else np.asarray(proba, dtype=float)
-    _check_inputs(y_true, y_pred, proba, n_boot, confidence)
+    if n_boot < 0 or not 0 < confidence < 1:
+        raise MetricsInputError(f"need n_boot >= 0 and 0 < confidence < 1, got {n_boot}, {confidence}")
+    y_true, y_pred = _same_length(y_true, y_pred)
     if len(y_true) == 0:
         return [MetricValue(name, None, None, None) for name in METRIC_NAMES[task]]
     n = len(y_true)
     counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+    stats = weighted_metrics(task, y_true, y_pred, proba, classes, np.vstack([np.ones(n), counts]))
+    return [percentile_interval(name, stats[name][0], stats[name][1:], confidence) if name in stats
+            else MetricValue(name, None, None, None) for name in METRIC_NAMES[task]]
+
+
+def weighted_metrics(task: str, y_true, y_pred, proba: np.ndarray | None, classes: Sequence | None,
+                     weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric of `task` once per row of `weights` (B, n): sklearn's metric with that row as
+    sample_weight, NaN where undefined. Row sums must equal n (unit weights, bootstrap counts).
+    Probability metrics are left out when `proba` is None."""
+    y_true, y_pred = _same_length(y_true, y_pred)
     if task == REGRESSION:
-        points, boots = _regression(y_true, y_pred, counts)
-    else:
-        points, boots = _classification(task, y_true, y_pred, proba, classes, counts)
-    return [_interval(name, points[name], boots[name], confidence) for name in METRIC_NAMES[task]]
+        if proba is not None:
+            raise MetricsInputError("proba is only meaningful for classification tasks")
+        return _regression(y_true, y_pred, weights)
+    return _classification(task, y_true, y_pred, proba, classes, weights)
+
+
+def confusion_matrix(y_true, y_pred, classes: Sequence) -> list[list[int]]:
+    """Counts [true class][predicted class] in `classes` order, as sklearn's `confusion_matrix(labels=)`."""
+    y_true, y_pred = _same_length(y_true, y_pred)
+    t, p, k = _encode(MULTICLASS, y_true, y_pred, classes)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k).tolist()
+
+
+def segment_metrics(
+    task: str, frame: pd.DataFrame, segment: str, label: str = "label", prediction: str = "prediction",
+    proba_columns: Sequence[str] | None = None, classes: Sequence | None = None, min_rows: int = 30,
+    n_boot: int = 200, **kw,
+) -> dict[str, list[MetricValue]]:
+    """`compute_metrics` for each value of the `segment` column, keyed by the value as text.
+
+    Segments share one class order (taken from the whole frame when `classes` is None) so
+    the positive class cannot differ between segments. Segments with fewer than `min_rows`
+    rows get point values with None intervals: a bootstrap of a handful of rows is not an
+    interval worth showing, and `is_degraded` never fires without one. Missing segment
+    values form their own segment, MISSING_SEGMENT. `kw` (confidence, seed) goes to compute_metrics.
+    """
+    columns = [segment, label, prediction, *(proba_columns or [])]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MetricsInputError(f"frame lacks columns {missing}")
+    if task != REGRESSION and classes is None:
+        classes = np.unique(np.concatenate([frame[label].to_numpy(), frame[prediction].to_numpy()])).tolist()
+    out: dict[str, list[MetricValue]] = {}
+    for value, rows in frame.groupby(segment, dropna=False, sort=True, observed=True):
+        key = MISSING_SEGMENT if pd.isna(value) else str(value)
+        if key in out:
+            raise MetricsInputError(f"segment values of {segment!r} collide as text: {key!r}")
+        proba = rows[list(proba_columns)].to_numpy(dtype=float) if proba_columns else None
+        out[key] = compute_metrics(task, rows[label], rows[prediction], proba, classes,
+                                   n_boot=n_boot if len(rows) >= min_rows else 0, **kw)
+    return out
 
 
 def is_degraded(metric: MetricValue, reference: MetricValue, tolerance: float) -> bool:
     """Whether the window is worse than the reference beyond `tolerance`, even at its best.
 
-    Higher-is-better metrics (scores in [0, 1]) use an absolute tolerance: degraded when
-    upper < reference - tolerance. Error metrics (rmse, mae) have the target's scale, so
-    their tolerance is relative: degraded when lower > reference * (1 + tolerance).
-    Missing values never count as degradation.
+    Higher-is-better metrics (scores in [0, 1], and r2) use an absolute tolerance: degraded
+    when upper < reference - tolerance. Error metrics (rmse, mae, mape, log_loss, brier)
+    have their own scales, so their tolerance is relative: degraded when
+    lower > reference * (1 + tolerance). Missing values never count as degradation.
     """
     if metric.name != reference.name:
         raise MetricsInputError(f"cannot compare {metric.name!r} with reference {reference.name!r}")
@@ -95,20 +151,41 @@ def is_degraded(metric: MetricValue, reference: MetricValue, tolerance: float) -
     return metric.lower is not None and metric.lower > reference.value * (1 + tolerance)
 
 
-def _check_inputs(y_true, y_pred, proba, n_boot: int, confidence: float) -> None:
+def encode_labels(values: np.ndarray, classes: Sequence) -> np.ndarray:
+    """Positions of `values` in `classes`; unknown labels are an error, never dropped."""
+    index = pd.Index(list(classes))
+    if not index.is_unique:
+        raise MetricsInputError(f"classes contain duplicates: {list(index)}")
+    codes = index.get_indexer(values)
+    if (codes < 0).any():
+        unknown = pd.unique(np.asarray(values)[codes < 0])[:5]
+        raise MetricsInputError(f"labels {list(unknown)} not in classes {list(index)[:10]}")
+    return codes
+
+
+def validate_proba(proba, n_rows: int, k: int) -> np.ndarray:
+    """Probabilities as a finite (n_rows, k) float array in [0, 1], columns in classes order."""
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape != (n_rows, k):
+        raise MetricsInputError(f"proba must have shape ({n_rows}, {k}), columns in classes order; got {proba.shape}")
+    if not np.isfinite(proba).all():
+        raise MetricsInputError("proba contains NaN or infinite values")
+    if proba.size and (proba.min() < 0 or proba.max() > 1):
+        raise MetricsInputError(f"proba must lie in [0, 1], got [{proba.min():.3g}, {proba.max():.3g}]")
+    return proba
+
+
+def _same_length(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if len(y_true) != len(y_pred):
         raise MetricsInputError(f"y_true has {len(y_true)} rows but y_pred has {len(y_pred)}")
-    if proba is not None and len(proba) != len(y_true):
-        raise MetricsInputError(f"proba has {len(proba)} rows but y_true has {len(y_true)}")
-    if proba is not None and not np.isfinite(proba).all():
-        raise MetricsInputError("proba contains NaN or infinite values")
-    if n_boot < 0 or not 0 < confidence < 1:
-        raise MetricsInputError(f"need n_boot >= 0 and 0 < confidence < 1, got {n_boot}, {confidence}")
+    return y_true, y_pred
 
 
-def _interval(name: str, point, boots: np.ndarray | None, confidence: float) -> MetricValue:
-    """Percentile interval; resamples where the metric is undefined (NaN) are left out."""
-    if point is None:
+def percentile_interval(name: str, point: float | None, boots: np.ndarray, confidence: float) -> MetricValue:
+    """Percentile interval; resamples where the metric is undefined (NaN) are left out,
+    and an undefined point value makes the whole metric None."""
+    if point is None or not np.isfinite(point):
         return MetricValue(name, None, None, None)
     finite = boots[np.isfinite(boots)]
     if finite.size == 0:
@@ -118,56 +195,75 @@ def _interval(name: str, point, boots: np.ndarray | None, confidence: float) -> 
     return MetricValue(name, float(point), float(lower), float(upper))
 
 
-def _regression(y_true, y_pred, counts: np.ndarray) -> tuple[dict, dict]:
+def _regression(y_true, y_pred, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-row errors averaged with each weight row; R^2 is undefined (NaN) where y_true is constant."""
     try:
         t, p = y_true.astype(float), y_pred.astype(float)
     except (TypeError, ValueError):
         raise MetricsInputError("regression y_true and y_pred must be numeric") from None
     if not (np.isfinite(t).all() and np.isfinite(p).all()):
         raise MetricsInputError("regression y_true/y_pred contain NaN or inf; drop unlabelled rows first")
-    err = p - t
-    points = {"mae": mean_absolute_error(t, p), "rmse": root_mean_squared_error(t, p)}
-    boots = {"mae": counts @ np.abs(err) / len(err), "rmse": np.sqrt(counts @ err**2 / len(err))}
-    return points, boots
+    n, err, centred = len(t), p - t, t - t.mean()
+    sse, spread = weights @ err**2, weights @ centred**2
+    sst = spread - (weights @ centred) ** 2 / n  # weighted sum of squares about the weighted mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 1e-12 * spread, 1 - sse / sst, np.nan)
+    return {"mae": weights @ np.abs(err) / n, "rmse": np.sqrt(sse / n), "r2": r2,
+            "mape": weights @ (np.abs(err) / np.maximum(np.abs(t), _EPS)) / n}
 
 
-def _classification(task, y_true, y_pred, proba, classes, counts) -> tuple[dict, dict]:
+def _classification(task, y_true, y_pred, proba, classes, weights) -> dict[str, np.ndarray]:
     t, p, k = _encode(task, y_true, y_pred, classes)
-    average = "binary" if task == BINARY else "macro"
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        t, p, labels=None if task == BINARY else list(range(k)), average=average, zero_division=0)
-    points = {"accuracy": accuracy_score(t, p), "precision": precision, "recall": recall, "f1": f1}
-    boots = _confusion_metrics(_confusion(t, p, k, counts), binary=task == BINARY)
-    points["roc_auc"], boots["roc_auc"] = _roc_auc(task, t, k, proba, counts)
-    return points, boots
+    stats = confusion_scores(batch_confusion(t, p, k, weights), binary=task == BINARY)
+    if proba is not None:
+        stats |= _probability_metrics(t, k, validate_proba(proba, len(t), k), weights, binary=task == BINARY)
+    return stats
 
 
 def _encode(task, y_true, y_pred, classes) -> tuple[np.ndarray, np.ndarray, int]:
     """Map labels to 0..k-1 in `classes` order; binary puts the positive (last) class at 1."""
     given = classes is not None
-    index = pd.Index(list(classes) if given else np.unique(np.concatenate([y_true, y_pred])))
-    if not index.is_unique:
-        raise MetricsInputError(f"classes contain duplicates: {list(index)}")
-    if task == BINARY and (len(index) > 2 or given and len(index) != 2):
-        raise MetricsInputError(f"binary task needs 2 classes, got {list(index)[:10]}")
-    t, p = index.get_indexer(y_true), index.get_indexer(y_pred)
-    if (t < 0).any() or (p < 0).any():
-        unknown = pd.unique(np.concatenate([y_true[t < 0], y_pred[p < 0]]))[:5]
-        raise MetricsInputError(f"labels {list(unknown)} not in classes {list(index)[:10]}")
+    classes = list(classes) if given else np.unique(np.concatenate([y_true, y_pred])).tolist()
+    if task == BINARY and (len(classes) > 2 or given and len(classes) != 2):
+        raise MetricsInputError(f"binary task needs 2 classes, got {classes[:10]}")
+    t, p = encode_labels(y_true, classes), encode_labels(y_pred, classes)
     if task == BINARY:
-        return (t == len(index) - 1).astype(int), (p == len(index) - 1).astype(int), 2
-    return t, p, len(index)
+        return (t == len(classes) - 1).astype(int), (p == len(classes) - 1).astype(int), 2
+    return t, p, len(classes)
 
 
-def _confusion(t: np.ndarray, p: np.ndarray, k: int, counts: np.ndarray) -> np.ndarray:
-    """(B, k, k) confusion matrices [resample, true, pred] from one weighted bincount."""
-    b = counts.shape[0]
-    flat = np.arange(b)[:, None] * (k * k) + (t * k + p)[None, :]
-    return np.bincount(flat.ravel(), weights=counts.ravel(), minlength=b * k * k).reshape(b, k, k)
+def _probability_metrics(t, k, proba, weights, binary) -> dict[str, np.ndarray]:
+    """Log loss, Brier score, ROC AUC (binary, or one-vs-rest macro) and binary PR AUC;
+    the AUCs are NaN where a class is missing."""
+    n, onehot = len(t), np.eye(k)[t]
+    row_log_loss = -np.log(np.clip(proba[np.arange(n), t], _EPS, 1 - _EPS))
+    row_brier = ((onehot - proba) ** 2).sum(axis=1) * (0.5 if binary else 1.0)
+    groups = [_tie_groups(proba[:, c], onehot[:, c], weights) for c in ([1] if binary else range(k))]
+    stats = {"log_loss": weights @ row_log_loss / n, "brier": weights @ row_brier / n,
+             "roc_auc": np.mean([_auc_of_groups(*g) for g in groups], axis=0)}
+    if binary:
+        stats["pr_auc"] = _average_precision_of_groups(*groups[0])
+    return stats
 
 
-def _confusion_metrics(cm: np.ndarray, binary: bool) -> dict[str, np.ndarray]:
-    """Per-resample metrics with sklearn's definitions (zero_division=0, F1 = 2tp / (2tp + fp + fn))."""
+def batch_confusion(t: np.ndarray, p: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(B, k, k) confusion matrices [batch, true, pred] from one bincount.
+
+    Either `weights` (B, n) carries the batch axis (bootstrap counts over fixed labels) or
+    `t` does (B, n simulated label sets, unit weights).
+    """
+    cells = np.atleast_2d(t * k + p)
+    if weights is not None:
+        cells = np.broadcast_to(cells, weights.shape)
+    b = cells.shape[0]
+    flat = (np.arange(b)[:, None] * (k * k) + cells).ravel()
+    return np.bincount(flat, weights=None if weights is None else weights.ravel(),
+                       minlength=b * k * k).reshape(b, k, k)
+
+
+def confusion_scores(cm: np.ndarray, binary: bool) -> dict[str, np.ndarray]:
+    """Metrics of each (true, pred) matrix in cm with sklearn's definitions (zero_division=0,
+    F1 = 2tp / (2tp + fp + fn)); the matrices may hold fractional (expected) counts."""
     tp = np.diagonal(cm, axis1=1, axis2=2)
     true_sum, pred_sum = cm.sum(axis=2), cm.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -176,33 +272,46 @@ def _confusion_metrics(cm: np.ndarray, binary: bool) -> dict[str, np.ndarray]:
             "recall": np.nan_to_num(tp / true_sum),
             "f1": np.nan_to_num(2 * tp / (true_sum + pred_sum)),
         }
-    out = {name: v[:, 1] if binary else v.mean(axis=1) for name, v in per_class.items()}
-    out["accuracy"] = tp.sum(axis=1) / cm.sum(axis=(1, 2))
+        out = {name: v[:, 1] if binary else v.mean(axis=1) for name, v in per_class.items()}
+        out["f1_macro"] = per_class["f1"].mean(axis=1)
+        out["f1_weighted"] = (per_class["f1"] * true_sum).sum(axis=1) / true_sum.sum(axis=1)
+        out["accuracy"] = tp.sum(axis=1) / cm.sum(axis=(1, 2))
     return out
 
 
-def _roc_auc(task, t, k, proba, counts) -> tuple[float | None, np.ndarray | None]:
-    """Binary AUC of proba[:, 1], or one-vs-rest macro AUC; None unless every class is present."""
-    if proba is None:
-        return None, None
-    if proba.ndim != 2 or proba.shape[1] != k:
-        raise MetricsInputError(f"proba must have shape (n, {k}), columns in classes order; got {proba.shape}")
-    pairs = [(t == c, proba[:, c]) for c in ([1] if task == BINARY else range(k))]
-    if any(y.all() or not y.any() for y, _ in pairs):
-        return None, None
-    point = float(np.mean([roc_auc_score(y, s) for y, s in pairs]))
-    return point, np.mean([_weighted_auc(y, s, counts) for y, s in pairs], axis=0)
+def batch_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """ROC AUC of `scores` for each row of `positive` or `weights` (B, n): sklearn's AUC with
+    `weights` as sample_weight and `positive` the 0/1 labels (or each row's probability of
+    being positive: soft labels). NaN where a row lacks positive or negative weight."""
+    return _auc_of_groups(*_tie_groups(scores, positive, weights))
 
 
-def _weighted_auc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mann–Whitney AUC for each weight row: weighted share of (negative, positive) pairs
-    ranked correctly, ties counting one half. Sorts once; per-resample work is cumsums.
-    NaN where a resample lacks one of the classes."""
+def _tie_groups(scores, positive, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative weight per group of equal scores, groups in ascending score order.
+    Sorts once; every weight row then costs one gather and one pass."""
     order = np.argsort(scores, kind="stable")
-    s, y, w = scores[order], y[order].astype(bool), weights[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # tie groups of equal scores
-    pos, neg = np.add.reduceat(w * y, starts, axis=1), np.add.reduceat(w * ~y, starts, axis=1)
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    y = np.atleast_2d(positive)[:, order]
+    if weights is None:
+        total = np.diff(np.r_[starts, len(s)]).astype(float)
+    else:
+        w = np.atleast_2d(weights)[:, order]
+        y, total = w * y, np.add.reduceat(w, starts, axis=1, dtype=float)
+    pos = np.add.reduceat(y, starts, axis=1, dtype=float)
+    return pos, total - pos
+
+
+def _auc_of_groups(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """Mann-Whitney: weighted share of (negative, positive) pairs ranked correctly, ties one half."""
     below = np.cumsum(neg, axis=1) - neg
-    pairs = (pos * (below + 0.5 * neg)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return pairs / (pos.sum(axis=1) * neg.sum(axis=1))
+        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _average_precision_of_groups(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """sklearn's average precision: sum over thresholds (descending) of recall gain x precision."""
+    pos, neg = pos[:, ::-1], neg[:, ::-1]
+    tp, predicted = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (pos * np.where(predicted > 0, tp / predicted, 0.0)).sum(axis=1) / tp[:, -1]
