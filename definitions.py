@@ -4,10 +4,12 @@ Every resource reads its address from the environment (WATCHKEEPER_* variables, 
 `make demo` for the embedded default), so nothing here depends on where it runs.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from monitoring_assets import ASSETS, JOBS
-from resources import InferenceLogResource, MlflowRegistryResource, MonitoringStoreResource
+from resources import InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from sensors import SENSORS
 
 defs = dg.Definitions(
@@ -18,5 +20,6 @@ defs = dg.Definitions(
         "mlflow_registry": MlflowRegistryResource(tracking_uri=dg.EnvVar("WATCHKEEPER_MLFLOW_URI")),
         "monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
         "drop_folder": InferenceLogResource(root=dg.EnvVar("WATCHKEEPER_DATA_DIR")),
+        "monitoring_config": MonitoringConfigResource(path=str(Path(__file__).parent / "deploy" / "monitoring.yaml")),
     },
 )

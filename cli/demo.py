@@ -28,6 +28,7 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_DATA_DIR": str(home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "DO_NOT_TRACK": "1",
     }
 

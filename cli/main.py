@@ -28,11 +28,29 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--data", type=Path, required=True, help="Parquet/CSV reference data")
     profile.add_argument("--output", type=Path, required=True, help="where to save the profile (.json)")
 
+    stream = commands.add_parser("stream", help="concept drift alarms over a file of per-prediction errors")
+    stream.add_argument("--errors", type=Path, required=True, help="Parquet/CSV file, one row per prediction in arrival order")
+    stream.add_argument("--column", default="error", help="column of 0/1 or absolute errors (default: error)")
+    stream.add_argument("--detector", default="auto", choices=["adwin", "ddm", "eddm", "hddm_a", "hddm_w",
+                                                               "page_hinkley", "kswin", "auto"])
+    stream.add_argument("--format", choices=["json"], default="json")
+
+    drift.add_argument("--config", type=Path, help="drift config YAML/JSON (see docs/drift.md)")
+
+    from cli.exporter import add_exporter_parser
+    add_exporter_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from cli.demo import demo_command
             return demo_command(args)
+        if args.command == "exporter":
+            from cli.exporter import exporter_command
+            return exporter_command(args)
+        if args.command == "stream":
+            from cli.stream import stream_command
+            return stream_command(args)
         from cli.drift import drift_command, profile_command
         return drift_command(args) if args.command == "drift" else profile_command(args)
     except CommandError as error:
@@ -45,4 +63,5 @@ class CommandError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cli.main import main as entry   # one CommandError class: the one the subcommands import
+    sys.exit(entry())

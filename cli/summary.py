@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, metrics, windows
+from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, metrics, streams, windows
 
 
 def summarize(store_url: str, failed_runs: list[str]) -> dict:
@@ -16,6 +16,7 @@ def _model_summary(store: MonitoringStore, name: str, stored) -> dict:
     drifted = [d for d in store.rows(drift_reports, name) if d["dataset_drift"]]
     flagged = [v["window"] for v in verdicts if v["status"] in ("drifted", "degraded")]
     labelled = {m["window"]: m["n_labelled"] / max(m["n_predictions"], 1) for m in store.rows(metrics, name)}
+    model_alerts = store.rows(alerts, name)
     return {
         "name": name,
         "version": stored.version,
@@ -28,5 +29,7 @@ def _model_summary(store: MonitoringStore, name: str, stored) -> dict:
         "drifted_features": sorted({f for d in drifted for f in d["report"]["drifted_features"]}),
         "health": verdicts[-1]["status"] if verdicts else "no_data",
         "label_completeness": labelled,
-        "alerts": len(store.rows(alerts, name)),
+        "concept_alarm_days": [s["day"] for s in store.rows(streams, name) if s["stream"] == "errors" and s["alarms"]],
+        "alerts": len(model_alerts),
+        "alert_kinds": sorted(a["kind"] for a in model_alerts),
     }

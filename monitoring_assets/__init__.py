@@ -1,5 +1,6 @@
 """The monitoring graph: an asset per noun of the design (profile, window, drift, metrics, health)."""
 
+from monitoring_assets.concept import concept_drift
 from monitoring_assets.drift import drift_report
 from monitoring_assets.external import inference_log, labels
 from monitoring_assets.health import model_health
@@ -10,5 +11,5 @@ from monitoring_assets.scorecard import model_scorecard
 from monitoring_assets.windows import production_window
 
 ASSETS = [inference_log, labels, reference_profile, production_window, drift_report, performance_metrics,
-          model_health, model_scorecard]
+          concept_drift, model_health, model_scorecard]
 JOBS = [profile_job, evaluate_window_job, refresh_labels_job, scorecard_job]

@@ -4,8 +4,8 @@ import dagster as dg
 
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.windows import ALL_PROFILES, production_window
-from resources import InferenceLogResource, MonitoringStoreResource
-from watchkeeper.drift import DriftConfig, DriftInputError, evaluate_drift
+from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+from watchkeeper.drift import DriftInputError, evaluate_drift
 from watchkeeper.plots import drift_histograms, markdown_image
 from watchkeeper.profile import ReferenceProfile
 from watchkeeper.tables import markdown_table
@@ -27,15 +27,17 @@ FEATURE_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "p_adjusted",
                 "dataset drifts by the rule in docs/drift.md.",
 )
 def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
-                 monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
-    day, store, log = context.partition_key, monitoring_store.store(), drop_folder.log()
+                 monitoring_store: MonitoringStoreResource,
+                 monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
+    day, store, log, config = context.partition_key, monitoring_store.store(), drop_folder.log(), monitoring_config.load()
     summary, reports = [], {}
     for model, stored in store.latest_profiles().items():
         frame = log.read_window(model, day)
         if frame is None or frame.empty:
             continue
         try:
-            report = evaluate_drift(ReferenceProfile.from_dict(stored.profile), frame, DriftConfig()).to_dict()
+            report = evaluate_drift(ReferenceProfile.from_dict(stored.profile), frame,
+                                    config.for_model(model).drift).to_dict()
         except DriftInputError as error:
             context.log.error(f"{model} {day}: {error}")
             summary.append({"model": model, "error": str(error)})

@@ -2,47 +2,65 @@
 
 import dagster as dg
 
+from monitoring_assets.concept import ERRORS, concept_drift
 from monitoring_assets.drift import drift_report
 from monitoring_assets.partitions import daily_windows
-from monitoring_assets.performance import performance_metrics
-from resources import MonitoringStoreResource
-from watchkeeper.health import OK, assess
-from watchkeeper.store import drift_reports, metrics
+from monitoring_assets.performance import ESTIMATED, performance_metrics
+from resources import MonitoringConfigResource, MonitoringStoreResource
+from watchkeeper.health import OK, WindowEvidence, assess
+from watchkeeper.history import stored_history
+from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, metrics, streams
 from watchkeeper.tables import markdown_table
+
+PROBLEM_SIGNALS = ("performance", "data_drift", "concept_drift")
 
 
 @dg.asset(
     partitions_def=daily_windows,
-    deps=[drift_report, performance_metrics],
+    deps=[drift_report, performance_metrics, concept_drift],
     group_name="monitoring",
     kinds={"sql"},
-    description="Per day and model: ok / drifted / degraded / no_data, with the signals that fired "
-                "and their evidence. A new problem opens one alert per model version and kind.",
+    description="Per day and model: ok / drifted / degraded / no_data. Performance is judged against the "
+                "reference with its interval, drift by the engine AND the model's own weekday history, "
+                "stream alarms count as concept drift; the reasons, history decisions and root cause are "
+                "recorded. A new problem opens one alert per model version and kind.",
 )
-def model_health(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
-    day, store = context.partition_key, monitoring_store.store()
+def model_health(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource,
+                 monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
+    day, store, config = context.partition_key, monitoring_store.store(), monitoring_config.load()
     rows, flagged = [], []
     for model, stored in store.latest_profiles().items():
-        drift = next(iter(store.rows(drift_reports, model, day)), None)
-        window_metrics = store.rows(metrics, model, day)
-        n_labelled = window_metrics[0]["n_labelled"] if window_metrics else 0
-        verdict = assess(stored.task, drift["report"] if drift else None,
-                         [{k: m[k] for k in ("value", "lower", "upper")} | {"name": m["metric"]} for m in window_metrics],
-                         stored.reference["metrics"], n_labelled)
+        model_config = config.for_model(model)
+        verdict = assess(_evidence(store, model, stored, day), day, stored_history(store, model, stored.version, day),
+                         model_config.health, model_config.drift)
         store.put_health(model, day, stored.version, verdict.status, verdict.reasons)
-        for reason in verdict.reasons if verdict.status != OK else []:
+        for reason in (r for r in verdict.reasons if r["signal"] in PROBLEM_SIGNALS):
             fingerprint = f"{model}:{stored.version}:{reason['signal']}"
             if store.open_alert(fingerprint, model, stored.version, reason["signal"], day, reason):
                 context.log.warning(f"alert {fingerprint} opened at {day}: {reason['detail']}")
         if verdict.status != OK:
             flagged.append(model)
         rows.append({"model": model, "version": stored.version, "status": verdict.status,
-                     "severity": verdict.severity, "why": "; ".join(r["detail"] for r in verdict.reasons)})
+                     "severity": verdict.severity, "why": "; ".join(r["detail"] for r in verdict.reasons
+                                                                    if r["signal"] != "history")})
     return dg.MaterializeResult(metadata={
         "flagged_models": dg.MetadataValue.json(flagged),
         "verdicts": dg.MetadataValue.md(markdown_table(rows, ["model", "version", "status", "severity", "why"])),
-        "evidence": dg.MetadataValue.json({r["model"]: r for r in rows}),
     })
+
+
+def _evidence(store: MonitoringStore, model: str, stored: StoredProfile, day: str) -> WindowEvidence:
+    drift = next(iter(store.rows(drift_reports, model, day)), None)
+    realised = [m for m in store.rows(metrics, model, day) if not m["metric"].startswith(ESTIMATED)]
+    alarms = [a for s in store.rows(streams, model) if s["day"] == day and s["stream"] == ERRORS for a in s["alarms"]]
+    return WindowEvidence(
+        task=stored.task,
+        drift=drift["report"] if drift else None,
+        metrics=[{"name": m["metric"], "value": m["value"], "lower": m["lower"], "upper": m["upper"]} for m in realised],
+        reference=stored.reference,
+        n_labelled=realised[0]["n_labelled"] if realised else 0,
+        concept_alarms=alarms,
+    )
 
 
 def flagged_models(event_metadata: dict) -> list[str]:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from monitoring_assets.concept import concept_drift
 from monitoring_assets.drift import drift_report
 from monitoring_assets.health import model_health
 from monitoring_assets.partitions import daily_windows
@@ -15,7 +16,7 @@ profile_job = dg.define_asset_job(
     description="Profile a model's champion version (started by the registry sensor).")
 
 evaluate_window_job = dg.define_asset_job(
-    "evaluate_window", selection=[production_window, drift_report, performance_metrics, model_health],
+    "evaluate_window", selection=[production_window, drift_report, performance_metrics, concept_drift, model_health],
     partitions_def=daily_windows,
     description="Evaluate one day's window for every monitored model (started when predictions land).")
 

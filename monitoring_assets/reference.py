@@ -4,9 +4,11 @@ import dagster as dg
 
 from monitoring_assets.partitions import model_partitions
 from resources import MlflowRegistryResource, MonitoringStoreResource
+from watchkeeper.estimation import CBPE
 from watchkeeper.performance import BINARY, MULTICLASS, compute_metrics
 from watchkeeper.profile import fit_profile
 from watchkeeper.registry import REFERENCE_TARGET
+from watchkeeper.root_cause import feature_importance
 from watchkeeper.tables import markdown_table
 
 
@@ -14,8 +16,9 @@ from watchkeeper.tables import markdown_table
     partitions_def=model_partitions,
     group_name="monitoring",
     kinds={"mlflow", "sql"},
-    description="Per model: a small, mergeable profile of the champion's training data, and the "
-                "champion's performance on its validation data (the bar windows are held to).",
+    description="Per model: a small, mergeable profile of the champion's training data, the champion's "
+                "performance on its validation data (the bar windows are held to), permutation importance "
+                "of each feature, and a CBPE estimator calibrated on the validation data.",
 )
 def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: MlflowRegistryResource,
                       monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
@@ -32,22 +35,27 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
     proba = estimator.predict_proba(validation[features]) if classes else None
     reference_metrics = compute_metrics(champion.task, validation[REFERENCE_TARGET],
                                         estimator.predict(validation[features]), proba, classes)
+    importance = feature_importance(estimator, validation[features], validation[REFERENCE_TARGET],
+                                    scoring="accuracy" if classes else "neg_mean_absolute_error")
+    cbpe = CBPE().fit(proba, validation[REFERENCE_TARGET].to_numpy(), classes).to_dict() if classes else None
     monitoring_store.store().put_profile(
         model, champion.version, champion.task, profile.to_dict(),
-        {"metrics": {m.name: m.to_dict() for m in reference_metrics}, "classes": classes, "features": features},
+        {"metrics": {m.name: m.to_dict() for m in reference_metrics}, "classes": classes, "features": features,
+         "importance": importance, "cbpe": cbpe},
     )
     return dg.MaterializeResult(metadata={
         "model_version": champion.version,
         "task": champion.task,
         "reference_rows": len(train),
-        "features": dg.MetadataValue.md(_feature_table(profile)),
+        "features": dg.MetadataValue.md(_feature_table(profile, importance)),
         "reference_performance": dg.MetadataValue.md(
             markdown_table([m.to_dict() for m in reference_metrics], ["name", "value", "lower", "upper"])),
     })
 
 
-def _feature_table(profile) -> str:
-    rows = [{"feature": f.name, "kind": f.kind, "missing_rate": f.missing_rate, "mean": f.mean, "std": f.std,
+def _feature_table(profile, importance: dict[str, float]) -> str:
+    rows = [{"feature": f.name, "kind": f.kind, "importance": importance.get(f.name), "missing_rate": f.missing_rate,
+             "mean": f.mean, "std": f.std,
              "min": f.min, "max": f.max, "categories": len(f.categories or {}) or None}
             for f in profile.features.values()]
-    return markdown_table(rows, ["feature", "kind", "missing_rate", "mean", "std", "min", "max", "categories"])
+    return markdown_table(rows, ["feature", "kind", "importance", "missing_rate", "mean", "std", "min", "max", "categories"])

@@ -2,6 +2,7 @@
 
 from resources.inference_log import InferenceLogResource
 from resources.mlflow_registry import MlflowRegistryResource
+from resources.monitoring_config import MonitoringConfigResource
 from resources.monitoring_store import MonitoringStoreResource
 
-__all__ = ["InferenceLogResource", "MlflowRegistryResource", "MonitoringStoreResource"]
+__all__ = ["InferenceLogResource", "MlflowRegistryResource", "MonitoringConfigResource", "MonitoringStoreResource"]

@@ -20,7 +20,8 @@ EXPECTED_DEPS = {
     "production_window": {"inference_log", "reference_profile"},
     "drift_report": {"production_window", "reference_profile"},
     "performance_metrics": {"production_window", "labels", "reference_profile"},
-    "model_health": {"drift_report", "performance_metrics"},
+    "concept_drift": {"labels", "production_window", "reference_profile"},
+    "model_health": {"drift_report", "performance_metrics", "concept_drift"},
     "model_scorecard": {"model_health"},
 }
 PARTITIONS = {"reference_profile": "models", "model_scorecard": "models"}
@@ -64,10 +65,11 @@ def test_missing_configuration_names_the_variable(monkeypatch):
     import dagster as dg
 
     from monitoring_assets import model_health
-    from resources import MonitoringStoreResource
+    from resources import MonitoringConfigResource, MonitoringStoreResource
 
     monkeypatch.delenv("WATCHKEEPER_STORE_URL", raising=False)
     with pytest.raises(Exception, match="WATCHKEEPER_STORE_URL"):
         dg.materialize([model_health], partition_key="2026-11-01",
-                       resources={"monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL"))},
+                       resources={"monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
+                                  "monitoring_config": MonitoringConfigResource(path="")},
                        instance=dg.DagsterInstance.ephemeral())

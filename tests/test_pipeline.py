@@ -29,19 +29,22 @@ def test_covariate_shift_is_flagged_from_the_drift_day(demo):
     model = by_name(demo[1])["diabetes_regressor"]
     assert model["drifted_windows"] == DRIFTED_DAYS
     assert {"bmi", "bp", "s5"} <= set(model["drifted_features"])
-    assert model["health"] != "ok" and model["alerts"] == 1
+    assert model["health"] == "drifted" and model["alert_kinds"] == ["data_drift"]
+    assert model["concept_alarm_days"] == [], "inputs moved, but the relation to the label did not"
 
 
 def test_concept_drift_is_flagged_by_performance_not_data(demo):
     model = by_name(demo[1])["breast_cancer_classifier"]
     assert model["drifted_windows"] == []
     assert model["degraded_windows"] == DRIFTED_DAYS
-    assert model["health"] == "degraded" and model["alerts"] == 1
+    assert model["health"] == "degraded" and model["alert_kinds"] == ["concept_drift", "performance"]
+    assert model["concept_alarm_days"][0] in DRIFTED_DAYS[:2], "the error-stream detector fires within a day"
 
 
 def test_clean_model_stays_clean(demo):
     model = by_name(demo[1])["wine_classifier"]
     assert model["flagged_windows"] == [] and model["alerts"] == 0 and model["health"] == "ok"
+    assert model["concept_alarm_days"] == []
 
 
 def test_late_labels_are_joined_as_they_arrive(demo):
@@ -57,7 +60,7 @@ def instance(demo):
 
 
 def test_every_window_partition_was_materialized(instance):
-    for asset in ("production_window", "drift_report", "performance_metrics", "model_health"):
+    for asset in ("production_window", "drift_report", "performance_metrics", "concept_drift", "model_health"):
         materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
         assert materialized == set(DAYS), asset
     assert instance.get_dynamic_partitions("models") == ["breast_cancer_classifier", "diabetes_regressor",
@@ -81,6 +84,30 @@ def test_drift_report_shows_tables_and_a_plot(instance):
     report = metadata["report"].value
     assert "data:image/png;base64," in report and "| name | kind | test |" in report
     assert "diabetes_regressor — **dataset drift**" in report
+
+
+def test_health_records_root_cause_and_history_evidence(demo):
+    from watchkeeper.store import MonitoringStore, health
+
+    store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
+    [verdict] = store.rows(health, "breast_cancer_classifier", DRIFTED_DAYS[1])
+    signals = {r["signal"]: r for r in verdict["reasons"]}
+    assert signals["root_cause"]["kind"] == "concept", "no input drifted: the relation to the label changed"
+    assert signals["performance"]["upper"] < signals["performance"]["reference"]
+    [drifted] = store.rows(health, "diabetes_regressor", DRIFTED_DAYS[1])
+    decisions = next(r for r in drifted["reasons"] if r["signal"] == "history")["decisions"]
+    assert any(d["alert"] and d["anomaly"] and d["anomaly"]["is_anomalous"] for d in decisions)
+
+
+def test_cbpe_estimates_every_window_of_the_classifiers(demo):
+    from watchkeeper.store import MonitoringStore, metrics
+
+    store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
+    rows = store.rows(metrics, "wine_classifier", DAYS[-1])
+    estimated = {r["metric"]: r for r in rows if r["metric"].startswith("estimated_")}
+    realised = {r["metric"]: r for r in rows if not r["metric"].startswith("estimated_")}
+    assert estimated["estimated_accuracy"]["value"] is not None
+    assert abs(estimated["estimated_accuracy"]["value"] - realised["accuracy"]["value"]) < 0.1
 
 
 def test_scorecard_shows_the_history_of_a_flagged_model(instance):

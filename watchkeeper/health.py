@@ -1,16 +1,26 @@
 """One verdict per model and window, with the evidence it rests on.
 
-The verdict combines the drift engine's decision with performance judged against the
-model's reference performance *with the window's uncertainty*: a model is only called
-degraded when even the optimistic end of its confidence interval is worse than the
-reference by more than the tolerance, so small label samples cannot page anyone.
+The verdict combines three kinds of signal:
+- performance judged against the model's reference *with the window's uncertainty*: a model
+  is only degraded when even the optimistic end of its interval is worse than the reference
+  by more than the tolerance, so small label samples cannot page anyone;
+- the drift engine's per-feature decisions (significant after BH and past an effect floor);
+- the model's own history (watchkeeper.history): a signal alerts only when it is also
+  unusual for this model's past windows of the same weekday, so a weekly pattern that the
+  reference averages away does not page every weekend.
+A concept-drift alarm of the stream detectors counts as degradation in its own right.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
+from watchkeeper.decision import DriftConfig
+from watchkeeper.history import DRIFT, SeasonalBaseline, combine, evidence, metric_signal, window_signals
 from watchkeeper.performance import HIGHER_IS_BETTER, PRIMARY_METRIC, MetricValue, is_degraded
+from watchkeeper.root_cause import rank_causes
 
 OK, DRIFTED, DEGRADED, NO_DATA = "ok", "drifted", "degraded", "no_data"
 SEVERITY = {OK: "none", NO_DATA: "info", DRIFTED: "warning", DEGRADED: "critical"}
@@ -30,6 +40,19 @@ class HealthPolicy:
 
 
 @dataclass(frozen=True)
+class WindowEvidence:
+    """Everything known about one model's window when its verdict is made."""
+
+    task: str
+    drift: dict | None                 # DriftReport.to_dict(), None when the window had no rows
+    metrics: list[dict]                # MetricValue dicts of the realised metrics
+    reference: dict                    # {"metrics": {name: MetricValue dict}, "importance": {feature: share}}
+    n_labelled: int
+    concept_alarms: list[dict] = field(default_factory=list)   # stream detector alarms in this window
+    segment_deltas: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class Verdict:
     status: str
     reasons: list[dict]
@@ -39,43 +62,71 @@ class Verdict:
         return SEVERITY[self.status]
 
 
-def assess(task: str, drift: dict | None, metrics: list[dict], reference_metrics: dict[str, dict],
-           n_labelled: int, policy: HealthPolicy = HealthPolicy()) -> Verdict:
-    """Combine the data-drift and performance signals of one window into a verdict."""
-    if drift is None or drift["n_current"] == 0:
+def assess(window: WindowEvidence, day: str, history: pd.DataFrame, policy: HealthPolicy = HealthPolicy(),
+           drift_config: DriftConfig = DriftConfig()) -> Verdict:
+    """Combine performance, drift, history and stream signals of one window into a verdict."""
+    if window.drift is None or window.drift["n_current"] == 0:
         return Verdict(NO_DATA, [{"signal": "traffic", "detail": "no predictions in this window"}])
+    primary = PRIMARY_METRIC[window.task]
+    performance = _performance_reason(window, policy)
+    anomalies = SeasonalBaseline().fit(history).score(day, window_signals(window.drift, window.metrics))
+    decisions = combine(window.drift, anomalies, degraded={primary: performance is not None})
+    alerting = {d.signal.removeprefix(DRIFT) for d in decisions if d.alert and d.signal.startswith(DRIFT)}
+    degraded = performance is not None and any(d.alert for d in decisions if d.signal == metric_signal(primary))
+    data_drift = drift_config.dataset_drift(len(alerting), len(window.drift["features"]))
     reasons = []
-    performance = _performance_reason(task, metrics, reference_metrics, n_labelled, policy)
-    if performance:
+    if degraded:
         reasons.append(performance)
-    if drift["dataset_drift"]:
-        drifted = [f for f in drift["features"] if f["drifted"]]
-        drifted.sort(key=lambda f: -(f["effect_size"] or 0.0))
-        reasons.append({
-            "signal": "data_drift",
-            "detail": f"{len(drifted)} of {len(drift['features'])} features drifted",
-            "features": [{"name": f["name"], "test": f["test"], "p_value": f["p_value"],
-                          "effect_size": f["effect_size"], "effect_metric": f["effect_metric"]} for f in drifted],
-        })
-    status = DEGRADED if performance else DRIFTED if drift["dataset_drift"] else OK
+    if window.concept_alarms:
+        reasons.append({"signal": "concept_drift", "detail": f"{len(window.concept_alarms)} stream detector "
+                        "alarm(s) on the prediction errors", "alarms": window.concept_alarms})
+    if data_drift:
+        reasons.append(_drift_reason(window.drift, alerting))
+    if degraded or window.concept_alarms:
+        reasons.append(_root_cause(window, primary, data_drift))
+    if any(d.fired for d in decisions):
+        reasons.append({"signal": "history", "detail": "each signal against this model's past windows",
+                        "decisions": evidence(decisions)})
+    status = DEGRADED if degraded or window.concept_alarms else DRIFTED if data_drift else OK
     return Verdict(status, reasons)
 
 
-def _performance_reason(task: str, metrics: list[dict], reference_metrics: dict[str, dict],
-                        n_labelled: int, policy: HealthPolicy) -> dict | None:
-    name = PRIMARY_METRIC[task]
-    current = next((m for m in metrics if m["name"] == name), None)
-    reference = reference_metrics.get(name)
-    if current is None or reference is None or n_labelled < policy.min_labelled:
+def _drift_reason(drift: dict, alerting: set[str]) -> dict:
+    drifted = sorted((f for f in drift["features"] if f["name"] in alerting), key=lambda f: -(f["effect_size"] or 0.0))
+    return {
+        "signal": "data_drift",
+        "detail": f"{len(drifted)} of {len(drift['features'])} features drifted and are unusual for this model",
+        "features": [{"name": f["name"], "test": f["test"], "statistic": f["statistic"], "p_value": f["p_value"],
+                      "effect_size": f["effect_size"], "effect_metric": f["effect_metric"]} for f in drifted],
+    }
+
+
+def _root_cause(window: WindowEvidence, primary: str, data_drift: bool) -> dict:
+    cause = rank_causes(window.drift, window.reference.get("importance") or _even(window.drift),
+                        window.segment_deltas, covariate_drift=data_drift, performance_degraded=True,
+                        higher_is_better=HIGHER_IS_BETTER[primary])
+    return {"signal": "root_cause", "detail": cause.explanation, **cause.to_dict()}
+
+
+def _even(drift: dict) -> dict[str, float]:
+    """Equal importance when the profile has none measured (e.g. a model that cannot be scored)."""
+    return {f["name"]: 1.0 / len(drift["features"]) for f in drift["features"]}
+
+
+def _performance_reason(window: WindowEvidence, policy: HealthPolicy) -> dict | None:
+    name = PRIMARY_METRIC[window.task]
+    current = next((m for m in window.metrics if m["name"] == name), None)
+    reference = window.reference["metrics"].get(name)
+    if current is None or reference is None or window.n_labelled < policy.min_labelled:
         return None
-    window, ref = MetricValue(**current), MetricValue(**reference)
-    if not is_degraded(window, ref, policy.tolerance[name]):
+    value, ref = MetricValue(**current), MetricValue(**reference)
+    if not is_degraded(value, ref, policy.tolerance[name]):
         return None
     direction = "below" if HIGHER_IS_BETTER[name] else "above"
     return {
         "signal": "performance",
-        "detail": f"{name} {window.value:.3f} [{window.lower:.3f}, {window.upper:.3f}] is {direction} "
+        "detail": f"{name} {value.value:.3f} [{value.lower:.3f}, {value.upper:.3f}] is {direction} "
                   f"the reference {ref.value:.3f} beyond tolerance {policy.tolerance[name]}",
-        "metric": name, "value": window.value, "lower": window.lower, "upper": window.upper,
-        "reference": ref.value, "n_labelled": n_labelled,
+        "metric": name, "value": value.value, "lower": value.lower, "upper": value.upper,
+        "reference": ref.value, "n_labelled": window.n_labelled,
     }

@@ -54,6 +54,11 @@ class InferenceLog:
         labels = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
         return labels.drop_duplicates("prediction_id", keep="last")
 
+    def read_arrivals(self, model: str, arrival_day: str) -> pd.DataFrame | None:
+        """The labels that arrived on one day (the next elements of the model's error stream)."""
+        path = self.root / LABELS / model / f"{arrival_day}.parquet"
+        return pd.read_parquet(path) if path.exists() else None
+
     def label_days(self, model: str, arrival_day: str, max_delay_days: int) -> list[str]:
         """The prediction days whose labels arrived in one arrival file: the windows to refresh.
 

@@ -69,6 +69,17 @@ health = sa.Table(
     sa.Column("reasons_json", sa.Text, nullable=False),
 )
 
+streams = sa.Table(
+    "streams", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("stream", sa.String(30), primary_key=True),   # "errors" | "predictions"
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("n_values", sa.Integer, nullable=False),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("alarms_json", sa.Text, nullable=False),
+)
+
 alerts = sa.Table(
     "alerts", metadata,
     sa.Column("fingerprint", sa.String(300), primary_key=True),
@@ -136,6 +147,21 @@ class MonitoringStore:
         row = {"version": version, "status": status, "reasons_json": json.dumps(reasons)}
         self._replace(health, {"model": model, "window": window}, [row])
 
+    def put_stream(self, model: str, day: str, stream: str, version: str, n_values: int, state: dict,
+                   alarms: list[dict]) -> None:
+        row = {"version": version, "n_values": n_values, "state_json": json.dumps(state), "alarms_json": json.dumps(alarms)}
+        self._replace(streams, {"model": model, "day": day, "stream": stream}, [row])
+
+    def stream_state(self, model: str, stream: str, version: str, before: str) -> dict | None:
+        """The detector state left by the model version's last day before `before`: resume from it."""
+        query = (sa.select(streams.c.state_json)
+                 .where(streams.c.model == model, streams.c.stream == stream, streams.c.version == version,
+                        streams.c.day < before)
+                 .order_by(streams.c.day.desc()).limit(1))
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return json.loads(found) if found else None
+
     def open_alert(self, fingerprint: str, model: str, version: str, kind: str, window: str, payload: dict) -> bool:
         """Record an alert once per fingerprint; returns False when it was already open."""
         with self.engine.begin() as conn:
@@ -154,7 +180,7 @@ class MonitoringStore:
             query = query.where(table.c.model == model)
         if window is not None and "window" in table.c:
             query = query.where(table.c.window == window)
-        order = [table.c.model] + ([table.c.window] if "window" in table.c else [])
+        order = [table.c.model] + [table.c[c] for c in ("window", "day") if c in table.c]
         with self.engine.connect() as conn:
             result = conn.execute(query.order_by(*order)).mappings().all()
         return [_decode(dict(r)) for r in result]
