@@ -1,0 +1,145 @@
+"""`watchkeeper exporter`: the monitoring store on /metrics for Prometheus, or pushed once
+to a Pushgateway.
+
+Run in a demo folder it needs no setup: the store defaults to ./monitoring.db and the
+pipeline durations to the Dagster instance in ./dagster_home. Only argparse and the
+standard library are imported here at module level, so `watchkeeper --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_PORT = 9715
+DEFAULT_MAX_FEATURES = 50
+RECENT_RUNS = 500   # run records read per scrape for the pipeline series
+
+
+def add_exporter_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("exporter", help="serve Prometheus metrics from the monitoring store on /metrics")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 to be scraped from other hosts)")
+    parser.add_argument("--store-url", help="SQLAlchemy URL of the monitoring store "
+                        "(default: $WATCHKEEPER_STORE_URL, else ./monitoring.db)")
+    parser.add_argument("--max-features-per-model", type=int, default=DEFAULT_MAX_FEATURES,
+                        help="drift series per model, most drifted first (default %(default)s)")
+    parser.add_argument("--dagster-home", type=Path, help="Dagster instance whose runs give the pipeline "
+                        "durations (default: $DAGSTER_HOME, else ./dagster_home when it exists)")
+    parser.add_argument("--push-gateway", metavar="URL",
+                        help="push the metrics once to this Pushgateway and exit instead of serving")
+    parser.add_argument("--job", default="watchkeeper", help="Pushgateway job name (default %(default)s)")
+
+
+def exporter_command(args: argparse.Namespace) -> int:
+    from cli.main import CommandError
+    from watchkeeper.metrics_export import PipelineCollector, StoreCollector
+
+    if args.max_features_per_model < 1:
+        raise CommandError(f"--max-features-per-model must be at least 1, got {args.max_features_per_model}")
+    store = StoreCollector(store_url(args.store_url), max_features_per_model=args.max_features_per_model)
+    sources = [store]
+    home = dagster_home(args.dagster_home)
+    if home is not None:
+        sources.append(PipelineCollector(dagster_runs(home)))
+    try:   # a store or instance that cannot be read fails now, in one line, not at every scrape
+        for source in sources:
+            source.gauges()
+    except Exception as error:
+        raise CommandError(f"cannot read {_describe(store.store_url, home)}: {_first_line(error)}") from error
+    if args.push_gateway:
+        return _push(args.push_gateway, args.job, sources)
+    return _serve(sources, args.host, args.port, store.store_url, home)
+
+
+def store_url(given: str | None) -> str:
+    """--store-url, else $WATCHKEEPER_STORE_URL, else ./monitoring.db, which must exist."""
+    from cli.main import CommandError
+
+    url = given or os.environ.get("WATCHKEEPER_STORE_URL")
+    if url:
+        return url
+    default = Path.cwd() / "monitoring.db"
+    if not default.exists():
+        raise CommandError(f"no monitoring store: {default} does not exist (run `watchkeeper demo --headless` "
+                           "here, or pass --store-url or set WATCHKEEPER_STORE_URL)")
+    return f"sqlite:///{default}"
+
+
+def dagster_home(given: Path | None) -> Path | None:
+    """--dagster-home, else $DAGSTER_HOME, else ./dagster_home when it exists, else none."""
+    from cli.main import CommandError
+
+    home = given or (Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else None)
+    if home is not None and not home.is_dir():
+        raise CommandError(f"the Dagster home {home} is not a folder")
+    local = Path.cwd() / "dagster_home"
+    return home or (local if local.is_dir() else None)
+
+
+def dagster_runs(home: Path, limit: int = RECENT_RUNS) -> Callable[[], list]:
+    """A callable returning the newest finished runs of the Dagster instance in `home`."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from watchkeeper.metrics_export import RunTiming
+
+    instance = DagsterInstance.from_config(str(home))
+    finished = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+
+    def runs() -> list[RunTiming]:
+        records = instance.get_run_records(filters=RunsFilter(statuses=finished), limit=limit)
+        return [RunTiming(r.dagster_run.job_name, r.dagster_run.status.value.lower(), r.start_time, r.end_time)
+                for r in records if r.start_time is not None and r.end_time is not None]
+
+    return runs
+
+
+def _push(gateway: str, job: str, sources: list) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from cli.main import CommandError
+    from watchkeeper.metrics_export import push_metrics
+
+    registry = CollectorRegistry(auto_describe=False)
+    for source in sources:
+        registry.register(source)
+    try:
+        push_metrics(gateway, job, registry)
+    except OSError as error:
+        raise CommandError(f"push to {gateway} failed: {_first_line(error)}") from error
+    print(f"pushed the metrics to {gateway} as job {job}", file=sys.stderr)
+    return 0
+
+
+def _serve(sources: list, host: str, port: int, url: str, home: Path | None) -> int:
+    from cli.main import CommandError
+    from watchkeeper.metrics_export import serve
+
+    try:
+        server, thread = serve(sources, host, port)
+    except OSError as error:
+        raise CommandError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+    print(f"serving {_describe(url, home)} on http://{host}:{server.server_address[1]}/metrics "
+          "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+    finally:
+        server.server_close()
+    return 0
+
+
+def _describe(url: str, home: Path | None) -> str:
+    from sqlalchemy.engine import make_url
+
+    store = make_url(url).render_as_string(hide_password=True)
+    return f"the store {store}" + (f" and the Dagster runs in {home}" if home else "")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
