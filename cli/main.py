@@ -38,13 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--config", type=Path, help="drift config YAML/JSON (see docs/drift.md)")
 
     from cli.exporter import add_exporter_parser
+    from cli.gate import add_gate_parser
     add_exporter_parser(commands)
+    add_gate_parser(commands)
 
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from cli.demo import demo_command
             return demo_command(args)
+        if args.command == "gate":
+            from cli.gate import gate_command
+            return gate_command(args)
         if args.command == "exporter":
             from cli.exporter import exporter_command
             return exporter_command(args)

@@ -41,7 +41,7 @@ class Registry:
             tagged = model.tags.get(MONITORED_TAG, "").lower() == "true"
             if CHAMPION not in model.aliases and not tagged:
                 continue
-            version = model.aliases.get(CHAMPION) or self._newest_version(model.name)
+            version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
             details = self.client.get_model_version(model.name, version)
             found[model.name] = Champion(model.name, version, details.run_id, model.tags.get(TASK_TAG, "binary"))
         return found

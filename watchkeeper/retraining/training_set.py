@@ -1,0 +1,89 @@
+"""The data a challenger learns from, and the recent rows it is judged on.
+
+Recent production windows become labelled examples once their labels arrive (joined by
+`prediction_id`, whenever they arrived). The newest of those rows are held out, by time,
+as the promotion gate's evaluation set: a challenger is judged on the traffic it will
+serve next, and never on a row it was trained on.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from watchkeeper.inference_log import InferenceLog
+from watchkeeper.registry import REFERENCE_TARGET, Champion, Registry
+
+HOLDOUT_FRACTION = 0.3
+
+
+class TrainingSetError(ValueError):
+    """Unusable retraining input; one line."""
+
+
+def features_of(frame: pd.DataFrame) -> list[str]:
+    """The reference-frame convention: every column but the target is a feature."""
+    if REFERENCE_TARGET not in frame.columns:
+        raise TrainingSetError(f"frame has no {REFERENCE_TARGET!r} column")
+    return [c for c in frame.columns if c != REFERENCE_TARGET]
+
+
+def recent_labelled_rows(log: InferenceLog, model: str, windows: list[str], features: list[str]) -> pd.DataFrame:
+    """Rows of the given production windows that have a label, oldest first: timestamp, features, target."""
+    if not windows:
+        raise TrainingSetError(f"{model}: no windows given to retrain on")
+    frames, missing = [], []
+    for day in sorted(windows):
+        frame = log.read_window(model, day)
+        if frame is None:
+            missing.append(day)
+        else:
+            frames.append(frame)
+    if missing:
+        raise TrainingSetError(f"{model}: no production window for {', '.join(missing)}")
+    predictions = pd.concat(frames, ignore_index=True)
+    absent = [c for c in ("timestamp", "prediction_id", *features) if c not in predictions.columns]
+    if absent:
+        raise TrainingSetError(f"{model}: windows lack columns {', '.join(absent)}")
+    duplicated = int(predictions["prediction_id"].duplicated().sum())
+    if duplicated:
+        raise TrainingSetError(f"{model}: {duplicated} duplicate prediction ids; their labels would join twice")
+    labels = log.read_labels(model)[["prediction_id", "label"]]
+    joined = predictions.merge(labels, on="prediction_id", how="inner")
+    if joined["label"].isna().any():
+        raise TrainingSetError(f"{model}: {int(joined['label'].isna().sum())} arrived labels are empty (NaN)")
+    rows = joined[["timestamp", *features, "label"]].rename(columns={"label": REFERENCE_TARGET})
+    return rows.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def holdout_split(rows: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(older rows to learn from, newest `fraction` of rows to judge on), without the timestamp.
+
+    A time split rather than a random one: rows of the same hour are alike, so a random
+    split would let the challenger peek at its own evaluation traffic.
+    """
+    if not 0 < fraction < 1:
+        raise TrainingSetError(f"holdout fraction must be in (0, 1), got {fraction}")
+    n_holdout = round(len(rows) * fraction)
+    if n_holdout == 0 or n_holdout == len(rows):
+        raise TrainingSetError(f"{len(rows)} labelled rows cannot be split {1 - fraction:.0%}/{fraction:.0%}")
+    ordered = rows.sort_values("timestamp", kind="stable").drop(columns="timestamp")
+    cut = len(rows) - n_holdout
+    return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def build_training_set(registry: Registry, champion: Champion, log: InferenceLog, windows: list[str],
+                       holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, evaluation): the champion's reference training frame plus the older recent labelled
+    rows, and the newest recent rows held out for the gate. Both have the reference columns
+    (features, then "target"), so they can be logged as the next version's reference frames.
+    """
+    reference, _ = registry.reference_frames(champion)
+    recent, evaluation = holdout_split(recent_labelled_rows(log, champion.name, windows, features_of(reference)),
+                                       holdout_fraction)
+    return with_reference(reference, recent), evaluation
+
+
+def with_reference(reference: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
+    """Reference rows then recent rows, in the reference's column order: the past is not forgotten,
+    the present is added (and outweighs it once enough labels have arrived)."""
+    return pd.concat([reference, recent[list(reference.columns)]], ignore_index=True)
