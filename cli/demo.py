@@ -29,6 +29,7 @@ def demo_environment(home: Path) -> dict[str, str]:
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "WATCHKEEPER_LOG_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
     }
 
@@ -68,9 +69,9 @@ def build_demo(home: Path) -> dict:
         simulator = Simulator(home, tracking_uri)
         for day in demo_days():
             simulator.release_day(day)
-            driver.tick("inference_sensor")
-            driver.tick("scorecard_sensor")
-        return summarize(os.environ["WATCHKEEPER_STORE_URL"], driver.failed_runs)
+            for sensor in ("inference_sensor", "scorecard_sensor", "retraining_sensor"):
+                driver.tick(sensor)
+        return summarize(os.environ["WATCHKEEPER_STORE_URL"], tracking_uri, driver.failed_runs)
 
 
 def _text(summary: dict) -> str:

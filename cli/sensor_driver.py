@@ -28,8 +28,16 @@ class SensorDriver:
             self.instance.report_runless_asset_event(event)
         self.cursors[sensor_name] = result.cursor
         for request in result.run_requests or []:
-            self._execute(sensor, request)
+            if not self._already_ran(sensor, request):
+                self._execute(sensor, request)
         return list(result.run_requests or [])
+
+    def _already_ran(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> bool:
+        """The daemon's run-key rule: a sensor launches each run key once."""
+        if not request.run_key:
+            return False
+        tags = {"dagster/sensor_name": sensor.name, "dagster/run_key": request.run_key}
+        return bool(self.instance.get_run_records(dg.RunsFilter(tags=tags), limit=1))
 
     def _execute(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> None:
         job_name = request.job_name or sensor.job_name
@@ -38,6 +46,6 @@ class SensorDriver:
             tags["dagster/run_key"] = request.run_key
         result = self.defs.resolve_job_def(job_name).execute_in_process(
             instance=self.instance, partition_key=request.partition_key, tags=tags, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            run_config={**(request.run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         if not result.success:
             self.failed_runs.append(f"{job_name}[{request.partition_key}] {result.run_id}")

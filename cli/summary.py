@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from watchkeeper.registry import Registry
+from watchkeeper.retraining.challenger import ACTION_TAG
+from watchkeeper.retraining.gate import GATE_STATUS_TAG
 from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, metrics, streams, windows
 
 
-def summarize(store_url: str, failed_runs: list[str]) -> dict:
-    store = MonitoringStore(store_url)
-    models = [_model_summary(store, name, stored) for name, stored in sorted(store.latest_profiles().items())]
+def summarize(store_url: str, tracking_uri: str, failed_runs: list[str]) -> dict:
+    store, registry = MonitoringStore(store_url), Registry(tracking_uri)
+    models = [_model_summary(store, name, stored) | _retraining(registry, name)
+              for name, stored in sorted(store.latest_profiles().items())]
     return {"models": models, "failed_runs": failed_runs}
+
+
+def _retraining(registry: Registry, name: str) -> dict:
+    """Retrain runs leave tagged versions in MLflow: how many, the newest, and what the gate said."""
+    versions = registry.client.search_model_versions(f"name='{name}'")
+    retrained = sorted((v for v in versions if ACTION_TAG in v.tags), key=lambda v: int(v.version))
+    newest = retrained[-1] if retrained else None
+    return {"retrains": len(retrained), "challenger_version": str(newest.version) if newest else None,
+            "promotion": newest.tags.get(GATE_STATUS_TAG) if newest else None}
 
 
 def _model_summary(store: MonitoringStore, name: str, stored) -> dict:

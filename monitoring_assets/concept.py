@@ -19,6 +19,7 @@ from watchkeeper.concept import AUTO, StreamState, label_alarms, resume
 from watchkeeper.performance import REGRESSION
 from watchkeeper.store import MonitoringStore, StoredProfile
 from watchkeeper.tables import markdown_table
+from watchkeeper.telemetry import evaluation_span
 
 RECENT_WINDOWS = dg.AssetDep(production_window,
                              partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-MAX_LABEL_DELAY_DAYS))
@@ -39,13 +40,15 @@ def concept_drift(context: dg.AssetExecutionContext, drop_folder: InferenceLogRe
     day, store, log = context.partition_key, monitoring_store.store(), drop_folder.log()
     rows = []
     for model, stored in store.latest_profiles().items():
-        arrived = log.read_arrivals(model, day)
-        predictions = log.read_window(model, day)
-        errors = _errors(stored, arrived, log, model, day) if arrived is not None else None
-        rows.append({"model": model,
-                     "error_alarms": _advance(store, model, day, ERRORS, stored, errors),
-                     "prediction_alarms": _advance(store, model, day, PREDICTIONS, stored,
-                                                   _predicted_class(stored, predictions))})
+        with evaluation_span("concept_drift", model, stored.version, day) as step:
+            arrived = log.read_arrivals(model, day)
+            predictions = log.read_window(model, day)
+            errors = _errors(stored, arrived, log, model, day) if arrived is not None else None
+            step.set(rows=0 if predictions is None else len(predictions), errors=0 if errors is None else len(errors))
+            rows.append({"model": model,
+                         "error_alarms": _advance(store, model, day, ERRORS, stored, errors),
+                         "prediction_alarms": _advance(store, model, day, PREDICTIONS, stored,
+                                                       _predicted_class(stored, predictions))})
     return dg.MaterializeResult(metadata={
         "alarms": sum(r["error_alarms"] + r["prediction_alarms"] for r in rows),
         "detectors": dg.MetadataValue.md(markdown_table(rows, ["model", "error_alarms", "prediction_alarms"])),

@@ -3,12 +3,14 @@
 import dagster as dg
 
 from monitoring_assets.partitions import daily_windows
+from monitoring_assets.quality import blocked_models, skip_drift
 from monitoring_assets.windows import ALL_PROFILES, production_window
 from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.drift import DriftInputError, evaluate_drift
 from watchkeeper.plots import drift_histograms, markdown_image
 from watchkeeper.profile import ReferenceProfile
 from watchkeeper.tables import markdown_table
+from watchkeeper.telemetry import evaluation_span
 
 # Pictures cost ~0.3 s each: draw them for the most drifted models only, so a window of
 # thousands of models stays cheap (the summary table still lists every model).
@@ -30,23 +32,31 @@ def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogRes
                  monitoring_store: MonitoringStoreResource,
                  monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
     day, store, log, config = context.partition_key, monitoring_store.store(), drop_folder.log(), monitoring_config.load()
-    summary, reports = [], {}
+    summary, reports, blocked = [], {}, blocked_models(store, day)
     for model, stored in store.latest_profiles().items():
-        frame = log.read_window(model, day)
-        if frame is None or frame.empty:
-            continue
-        try:
-            report = evaluate_drift(ReferenceProfile.from_dict(stored.profile), frame,
-                                    config.for_model(model).drift).to_dict()
-        except DriftInputError as error:
-            context.log.error(f"{model} {day}: {error}")
-            summary.append({"model": model, "error": str(error)})
-            continue
-        store.put_drift(model, day, stored.version, report)
-        summary.append({"model": model, "version": stored.version, "rows": report["n_current"],
-                        "dataset_drift": report["dataset_drift"], "share_drifted": report["share_drifted"],
-                        "drifted_features": ", ".join(report["drifted_features"])})
-        reports[model] = report
+        with evaluation_span("drift_report", model, stored.version, day) as step:
+            frame = log.read_window(model, day)
+            step.set(rows=0 if frame is None else len(frame))
+            if frame is None or frame.empty:
+                continue
+            if model in blocked:
+                context.log.warning(f"{model} {day}: no drift report, the window failed data quality")
+                summary.append(skip_drift(store, model, day, stored.version, blocked[model]))
+                continue
+            try:
+                report = evaluate_drift(ReferenceProfile.from_dict(stored.profile), frame,
+                                        config.for_model(model).drift).to_dict()
+            except DriftInputError as error:
+                step.fail(error)
+                context.log.error(f"{model} {day}: {error}")
+                summary.append({"model": model, "error": str(error)})
+                continue
+            store.put_drift(model, day, stored.version, report)
+            step.set(dataset_drift=report["dataset_drift"], drifted_features=len(report["drifted_features"]))
+            summary.append({"model": model, "version": stored.version, "rows": report["n_current"],
+                            "dataset_drift": report["dataset_drift"], "share_drifted": report["share_drifted"],
+                            "drifted_features": ", ".join(report["drifted_features"])})
+            reports[model] = report
     return dg.MaterializeResult(metadata={
         "drifted_models": sum(bool(r.get("dataset_drift")) for r in summary),
         "summary": dg.MetadataValue.md(markdown_table(

@@ -11,6 +11,7 @@ from watchkeeper.health import OK, WindowEvidence, assess
 from watchkeeper.history import stored_history
 from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, metrics, streams
 from watchkeeper.tables import markdown_table
+from watchkeeper.telemetry import evaluation_span
 
 PROBLEM_SIGNALS = ("performance", "data_drift", "concept_drift")
 
@@ -30,19 +31,21 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
     day, store, config = context.partition_key, monitoring_store.store(), monitoring_config.load()
     rows, flagged = [], []
     for model, stored in store.latest_profiles().items():
-        model_config = config.for_model(model)
-        verdict = assess(_evidence(store, model, stored, day), day, stored_history(store, model, stored.version, day),
-                         model_config.health, model_config.drift)
-        store.put_health(model, day, stored.version, verdict.status, verdict.reasons)
-        for reason in (r for r in verdict.reasons if r["signal"] in PROBLEM_SIGNALS):
-            fingerprint = f"{model}:{stored.version}:{reason['signal']}"
-            if store.open_alert(fingerprint, model, stored.version, reason["signal"], day, reason):
-                context.log.warning(f"alert {fingerprint} opened at {day}: {reason['detail']}")
-        if verdict.status != OK:
-            flagged.append(model)
-        rows.append({"model": model, "version": stored.version, "status": verdict.status,
-                     "severity": verdict.severity, "why": "; ".join(r["detail"] for r in verdict.reasons
-                                                                    if r["signal"] != "history")})
+        with evaluation_span("model_health", model, stored.version, day) as step:
+            model_config = config.for_model(model)
+            verdict = assess(_evidence(store, model, stored, day), day, stored_history(store, model, stored.version, day),
+                             model_config.health, model_config.drift)
+            step.set(status=verdict.status)
+            store.put_health(model, day, stored.version, verdict.status, verdict.reasons)
+            for reason in (r for r in verdict.reasons if r["signal"] in PROBLEM_SIGNALS):
+                fingerprint = f"{model}:{stored.version}:{reason['signal']}"
+                if store.open_alert(fingerprint, model, stored.version, reason["signal"], day, reason):
+                    context.log.warning(f"alert {fingerprint} opened at {day}: {reason['detail']}")
+            if verdict.status != OK:
+                flagged.append(model)
+            rows.append({"model": model, "version": stored.version, "status": verdict.status,
+                         "severity": verdict.severity, "why": "; ".join(r["detail"] for r in verdict.reasons
+                                                                        if r["signal"] != "history")})
     return dg.MaterializeResult(metadata={
         "flagged_models": dg.MetadataValue.json(flagged),
         "verdicts": dg.MetadataValue.md(markdown_table(rows, ["model", "version", "status", "severity", "why"])),

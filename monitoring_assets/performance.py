@@ -13,6 +13,7 @@ from watchkeeper.estimation import CBPE, estimation_error
 from watchkeeper.performance import PRIMARY_METRIC, MetricValue, compute_metrics, segment_metrics
 from watchkeeper.store import StoredProfile
 from watchkeeper.tables import markdown_table
+from watchkeeper.telemetry import evaluation_span
 
 # Window d's labels arrive on days d .. d + MAX_LABEL_DELAY_DAYS.
 LATE_LABELS = dg.AssetDep(labels, partition_mapping=dg.TimeWindowPartitionMapping(end_offset=MAX_LABEL_DELAY_DAYS))
@@ -37,18 +38,21 @@ def performance_metrics(context: dg.AssetExecutionContext, drop_folder: Inferenc
     day, store, log, config = context.partition_key, monitoring_store.store(), drop_folder.log(), monitoring_config.load()
     rows, segments = [], []
     for model, stored in store.latest_profiles().items():
-        window = log.read_window(model, day)
-        if window is None or window.empty:
-            continue
-        joined = window.merge(log.read_labels(model), on="prediction_id", how="inner")
-        realised = _realised(stored, joined)
-        estimated = _estimated(stored, window)
-        store.put_metrics(model, day, stored.version,
-                          [v.to_dict() for v in realised] + [{**e.to_dict(), "name": ESTIMATED + e.name} for e in estimated],
-                          len(joined), len(window))
-        rows.append(_row(model, stored, realised, estimated, len(joined), len(window)))
-        for column in config.for_model(model).segments:
-            segments += _segment_rows(model, column, stored, joined)
+        with evaluation_span("performance_metrics", model, stored.version, day) as step:
+            window = log.read_window(model, day)
+            step.set(rows=0 if window is None else len(window))
+            if window is None or window.empty:
+                continue
+            joined = window.merge(log.read_labels(model), on="prediction_id", how="inner")
+            step.set(labelled=len(joined))
+            realised = _realised(stored, joined)
+            estimated = _estimated(stored, window)
+            store.put_metrics(model, day, stored.version,
+                              [v.to_dict() for v in realised] + [{**e.to_dict(), "name": ESTIMATED + e.name} for e in estimated],
+                              len(joined), len(window))
+            rows.append(_row(model, stored, realised, estimated, len(joined), len(window)))
+            for column in config.for_model(model).segments:
+                segments += _segment_rows(model, column, stored, joined)
     context.log.info(f"{day}: metrics for {len(rows)} models")
     return dg.MaterializeResult(metadata={
         "min_label_completeness": min((r["label_completeness"] for r in rows), default=0.0),

@@ -10,6 +10,7 @@ from watchkeeper.profile import fit_profile
 from watchkeeper.registry import REFERENCE_TARGET
 from watchkeeper.root_cause import feature_importance
 from watchkeeper.tables import markdown_table
+from watchkeeper.telemetry import evaluation_span
 
 
 @dg.asset(
@@ -27,22 +28,24 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
     champion = registry.champions().get(model)
     if champion is None:
         raise dg.Failure(f"model {model!r} has no champion version in the MLflow registry")
-    train, validation = registry.reference_frames(champion)
-    features = [c for c in train.columns if c != REFERENCE_TARGET]
-    profile = fit_profile(train[features], metadata={"model": model, "version": champion.version})
-    estimator = registry.load_model(champion)
-    classes = [c.item() for c in estimator.classes_] if champion.task in (BINARY, MULTICLASS) else None
-    proba = estimator.predict_proba(validation[features]) if classes else None
-    reference_metrics = compute_metrics(champion.task, validation[REFERENCE_TARGET],
-                                        estimator.predict(validation[features]), proba, classes)
-    importance = feature_importance(estimator, validation[features], validation[REFERENCE_TARGET],
-                                    scoring="accuracy" if classes else "neg_mean_absolute_error")
-    cbpe = CBPE().fit(proba, validation[REFERENCE_TARGET].to_numpy(), classes).to_dict() if classes else None
-    monitoring_store.store().put_profile(
-        model, champion.version, champion.task, profile.to_dict(),
-        {"metrics": {m.name: m.to_dict() for m in reference_metrics}, "classes": classes, "features": features,
-         "importance": importance, "cbpe": cbpe},
-    )
+    with evaluation_span("reference_profile", model, champion.version, "reference") as step:
+        train, validation = registry.reference_frames(champion)
+        step.set(rows=len(train), validation_rows=len(validation))
+        features = [c for c in train.columns if c != REFERENCE_TARGET]
+        profile = fit_profile(train[features], metadata={"model": model, "version": champion.version})
+        estimator = registry.load_model(champion)
+        classes = [c.item() for c in estimator.classes_] if champion.task in (BINARY, MULTICLASS) else None
+        proba = estimator.predict_proba(validation[features]) if classes else None
+        reference_metrics = compute_metrics(champion.task, validation[REFERENCE_TARGET],
+                                            estimator.predict(validation[features]), proba, classes)
+        importance = feature_importance(estimator, validation[features], validation[REFERENCE_TARGET],
+                                        scoring="accuracy" if classes else "neg_mean_absolute_error")
+        cbpe = CBPE().fit(proba, validation[REFERENCE_TARGET].to_numpy(), classes).to_dict() if classes else None
+        monitoring_store.store().put_profile(
+            model, champion.version, champion.task, profile.to_dict(),
+            {"metrics": {m.name: m.to_dict() for m in reference_metrics}, "classes": classes, "features": features,
+             "importance": importance, "cbpe": cbpe},
+        )
     return dg.MaterializeResult(metadata={
         "model_version": champion.version,
         "task": champion.task,

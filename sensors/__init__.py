@@ -2,6 +2,7 @@
 
 from sensors.inference_log import inference_sensor
 from sensors.registry import registry_sensor
+from sensors.retraining import retraining_sensor
 from sensors.scorecard import scorecard_sensor
 
-SENSORS = [registry_sensor, inference_sensor, scorecard_sensor]
+SENSORS = [registry_sensor, inference_sensor, scorecard_sensor, retraining_sensor]

@@ -37,7 +37,8 @@ def test_concept_drift_is_flagged_by_performance_not_data(demo):
     model = by_name(demo[1])["breast_cancer_classifier"]
     assert model["drifted_windows"] == []
     assert model["degraded_windows"] == DRIFTED_DAYS
-    assert model["health"] == "degraded" and model["alert_kinds"] == ["concept_drift", "performance"]
+    assert model["health"] == "degraded"
+    assert model["alert_kinds"] == ["concept_drift", "performance", "promotion_approval"]
     assert model["concept_alarm_days"][0] in DRIFTED_DAYS[:2], "the error-stream detector fires within a day"
 
 
@@ -45,6 +46,19 @@ def test_clean_model_stays_clean(demo):
     model = by_name(demo[1])["wine_classifier"]
     assert model["flagged_windows"] == [] and model["alerts"] == 0 and model["health"] == "ok"
     assert model["concept_alarm_days"] == []
+
+
+@pytest.mark.parametrize("name, promotion", [("breast_cancer_classifier", "needs_approval"),
+                                             ("diabetes_regressor", "rejected")])
+def test_a_persisting_problem_retrains_once_and_the_gate_decides(demo, name, promotion):
+    model = by_name(demo[1])[name]
+    assert model["retrains"] == 1 and model["challenger_version"] == "2"
+    assert model["promotion"] == promotion, "the demo's policy asks a person before promoting"
+
+
+def test_clean_model_is_never_retrained(demo):
+    model = by_name(demo[1])["wine_classifier"]
+    assert (model["retrains"], model["challenger_version"], model["promotion"]) == (0, None, None)
 
 
 def test_late_labels_are_joined_as_they_arrive(demo):

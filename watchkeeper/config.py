@@ -14,6 +14,7 @@ import yaml
 
 from watchkeeper.decision import DriftConfig
 from watchkeeper.health import HealthPolicy
+from watchkeeper.retraining.cycle import PolicyError, RetrainPolicy
 
 
 class ConfigError(ValueError):
@@ -21,10 +22,19 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RetrainSettings:
+    """When to retrain (a problem persisting `after_windows` windows) and how (the gate's policy)."""
+
+    after_windows: int = 3
+    policy: RetrainPolicy = field(default_factory=RetrainPolicy)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     drift: DriftConfig = field(default_factory=DriftConfig)
     health: HealthPolicy = field(default_factory=HealthPolicy)
     segments: tuple[str, ...] = ()     # categorical columns whose metrics are reported separately
+    retraining: RetrainSettings = field(default_factory=RetrainSettings)
 
 
 @dataclass(frozen=True)
@@ -57,12 +67,22 @@ def _model(raw: dict, base: ModelConfig, where: str) -> ModelConfig:
     try:
         drift = DriftConfig.from_dict(raw.get("drift")) if "drift" in raw else base.drift
         health = _health(raw.get("health"), where) if "health" in raw else base.health
-    except (ValueError, TypeError) as error:
+        retraining = _retraining(raw.get("retraining"), where) if "retraining" in raw else base.retraining
+    except (ValueError, TypeError, PolicyError) as error:
         raise ConfigError(f"{where}: {error}") from error
     segments = raw.get("segments", list(base.segments))
     if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
         raise ConfigError(f"{where}.segments: expected a list of column names")
-    return ModelConfig(drift, health, tuple(segments))
+    return ModelConfig(drift, health, tuple(segments), retraining)
+
+
+def _retraining(raw: dict | None, where: str) -> RetrainSettings:
+    raw = dict(raw or {})
+    _only(raw, {"after_windows"} | {f.name for f in fields(RetrainPolicy)}, f"{where}.retraining")
+    after = int(raw.pop("after_windows", RetrainSettings.after_windows))
+    if after < 1:
+        raise ConfigError(f"{where}.retraining.after_windows: must be at least 1, got {after}")
+    return RetrainSettings(after, RetrainPolicy(**raw))
 
 
 def _health(raw: dict | None, where: str) -> HealthPolicy:
