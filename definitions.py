@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from monitoring_assets import ASSETS, JOBS
-from resources import InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import AlertingResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from sensors import SENSORS
 
 defs = dg.Definitions(
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         "mlflow_registry": MlflowRegistryResource(tracking_uri=dg.EnvVar("WATCHKEEPER_MLFLOW_URI")),
         "monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
         "drop_folder": InferenceLogResource(root=dg.EnvVar("WATCHKEEPER_DATA_DIR")),
+        "alerting": AlertingResource(policy_path=dg.EnvVar("WATCHKEEPER_ALERT_POLICY")),
         "monitoring_config": MonitoringConfigResource(path=str(Path(__file__).parent / "deploy" / "monitoring.yaml")),
     },
 )

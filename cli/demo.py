@@ -26,6 +26,7 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_MLFLOW_URI": f"sqlite:///{home / 'mlflow.db'}",
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
         "WATCHKEEPER_DATA_DIR": str(home),
+        "WATCHKEEPER_ALERT_POLICY": str(PROJECT / "deploy" / "alerting.demo.yaml"),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -69,7 +70,7 @@ def build_demo(home: Path) -> dict:
         simulator = Simulator(home, tracking_uri)
         for day in demo_days():
             simulator.release_day(day)
-            for sensor in ("inference_sensor", "scorecard_sensor", "retraining_sensor"):
+            for sensor in ("inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor"):
                 driver.tick(sensor)
         return summarize(os.environ["WATCHKEEPER_STORE_URL"], tracking_uri, driver.failed_runs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.registry import Registry
 from watchkeeper.retraining.challenger import ACTION_TAG
 from watchkeeper.retraining.gate import GATE_STATUS_TAG
@@ -10,9 +11,22 @@ from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, me
 
 def summarize(store_url: str, tracking_uri: str, failed_runs: list[str]) -> dict:
     store, registry = MonitoringStore(store_url), Registry(tracking_uri)
-    models = [_model_summary(store, name, stored) | _retraining(registry, name)
+    deliveries = Outbox(store.engine).rows()
+    models = [_model_summary(store, name, stored) | _retraining(registry, name) | _actions(deliveries, name)
               for name, stored in sorted(store.latest_profiles().items())]
-    return {"models": models, "failed_runs": failed_runs}
+    return {"models": models, "outbox": Outbox(store.engine).counts(), "failed_runs": failed_runs}
+
+
+def _actions(deliveries: list[dict], name: str) -> dict:
+    """What the alert policy did for a model: tickets (one per problem) and escalations."""
+    mine = [d for d in deliveries if d["fingerprint"].startswith(f"{name}:")]
+    return {"outbox_alerts": sum(d["channel"] == OUTBOX_CHANNEL for d in mine),
+            "tickets": len({d["fingerprint"] for d in mine if d["channel"] == TICKETS_CHANNEL}),
+            "escalations": sum(d["channel"] == ESCALATION_CHANNEL for d in mine)}
+
+
+# The channels of deploy/alerting.demo.yaml.
+OUTBOX_CHANNEL, TICKETS_CHANNEL, ESCALATION_CHANNEL = "outbox", "tickets", "ml-leads"
 
 
 def _retraining(registry: Registry, name: str) -> dict:

@@ -6,10 +6,12 @@ from monitoring_assets.concept import ERRORS, concept_drift
 from monitoring_assets.drift import drift_report
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.performance import ESTIMATED, performance_metrics
-from resources import MonitoringConfigResource, MonitoringStoreResource
-from watchkeeper.health import OK, WindowEvidence, assess
+from resources import AlertingResource, MonitoringConfigResource, MonitoringStoreResource
+from watchkeeper.alerting.builder import alert_links, build_alerts
+from watchkeeper.alerting.outbox import Outbox
+from watchkeeper.health import OK, Verdict, WindowEvidence, assess
 from watchkeeper.history import stored_history
-from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, metrics, streams
+from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, health, metrics, streams
 from watchkeeper.tables import markdown_table
 from watchkeeper.telemetry import evaluation_span
 
@@ -24,11 +26,13 @@ PROBLEM_SIGNALS = ("performance", "data_drift", "concept_drift")
     description="Per day and model: ok / drifted / degraded / no_data. Performance is judged against the "
                 "reference with its interval, drift by the engine AND the model's own weekday history, "
                 "stream alarms count as concept drift; the reasons, history decisions and root cause are "
-                "recorded. A new problem opens one alert per model version and kind.",
+                "recorded. Problems go to the alert outbox, routed by the alert policy (one alert per model "
+                "version and kind, escalated while they persist).",
 )
 def model_health(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource,
-                 monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
+                 monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dg.MaterializeResult:
     day, store, config = context.partition_key, monitoring_store.store(), monitoring_config.load()
+    outbox, policy = Outbox(store.engine), alerting.policy()
     rows, flagged = [], []
     for model, stored in store.latest_profiles().items():
         with evaluation_span("model_health", model, stored.version, day) as step:
@@ -37,10 +41,12 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
                              model_config.health, model_config.drift)
             step.set(status=verdict.status)
             store.put_health(model, day, stored.version, verdict.status, verdict.reasons)
-            for reason in (r for r in verdict.reasons if r["signal"] in PROBLEM_SIGNALS):
-                fingerprint = f"{model}:{stored.version}:{reason['signal']}"
-                if store.open_alert(fingerprint, model, stored.version, reason["signal"], day, reason):
-                    context.log.warning(f"alert {fingerprint} opened at {day}: {reason['detail']}")
+            _record_problems(context, store, model, stored, day, verdict)
+            if _is_latest_window(store, model, day):   # a refreshed older window must not reopen or resolve
+                links = alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url, model, stored.version)
+                alerts = build_alerts(model, stored.version, day, stored.task, verdict.status, verdict.reasons, links)
+                for fingerprint, plan in outbox.notify(model, stored.version, day, alerts, policy).items():
+                    context.log.info(f"alert {fingerprint}: queued for {[d.channel for d in plan.dispatches]}")
             if verdict.status != OK:
                 flagged.append(model)
             rows.append({"model": model, "version": stored.version, "status": verdict.status,
@@ -50,6 +56,19 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
         "flagged_models": dg.MetadataValue.json(flagged),
         "verdicts": dg.MetadataValue.md(markdown_table(rows, ["model", "version", "status", "severity", "why"])),
     })
+
+
+def _record_problems(context: dg.AssetExecutionContext, store: MonitoringStore, model: str, stored: StoredProfile,
+                     day: str, verdict: Verdict) -> None:
+    """The problem log: the first window of each problem (model, version, kind)."""
+    for reason in (r for r in verdict.reasons if r["signal"] in PROBLEM_SIGNALS):
+        fingerprint = f"{model}:{stored.version}:{reason['signal']}"
+        if store.open_alert(fingerprint, model, stored.version, reason["signal"], day, reason):
+            context.log.warning(f"problem {fingerprint} opened at {day}: {reason['detail']}")
+
+
+def _is_latest_window(store: MonitoringStore, model: str, day: str) -> bool:
+    return all(row["window"] <= day for row in store.rows(health, model))
 
 
 def _evidence(store: MonitoringStore, model: str, stored: StoredProfile, day: str) -> WindowEvidence:

@@ -2,7 +2,15 @@
 
 import dagster as dg
 
-from resources import InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import (
+    AlertingResource,
+    InferenceLogResource,
+    MlflowRegistryResource,
+    MonitoringConfigResource,
+    MonitoringStoreResource,
+)
+from watchkeeper.alerting.outbox import Outbox
+from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.retraining.cycle import run_retraining
 from watchkeeper.retraining.gate import NEEDS_APPROVAL
 
@@ -19,20 +27,29 @@ class RetrainConfig(dg.Config):
                    "a challenger needing approval opens a promotion ticket.")
 def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlflow_registry: MlflowRegistryResource,
                      drop_folder: InferenceLogResource, monitoring_store: MonitoringStoreResource,
-                     monitoring_config: MonitoringConfigResource) -> dict:
+                     monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dict:
     policy = monitoring_config.load().for_model(config.model).retraining.policy
     outcome = run_retraining(mlflow_registry.registry(), drop_folder.log(), config.model, config.windows,
                              policy, config.inputs_stable)
     final = outcome.final
     if final.status == NEEDS_APPROVAL:
-        version = str(final.challenger.version)
-        monitoring_store.store().open_alert(
-            f"{config.model}:{version}:promotion_approval", config.model, version, "promotion_approval",
-            config.windows[-1], {"signal": "promotion_approval", "detail": final.decision.reason})
+        _ask_for_approval(monitoring_store, alerting, config, str(final.challenger.version), final.decision.reason)
     context.add_output_metadata({"status": final.status, "action": final.action,
                                  "challenger_version": str(final.challenger.version),
                                  "reason": final.decision.reason, "outcome": dg.MetadataValue.json(outcome.to_dict())})
     return outcome.to_dict()
+
+
+def _ask_for_approval(monitoring_store: MonitoringStoreResource, alerting: AlertingResource, config: RetrainConfig,
+                      version: str, reason: str) -> None:
+    """A challenger won the gate but policy wants a person: record the problem and open a ticket."""
+    store, kind, window = monitoring_store.store(), "promotion_approval", config.windows[-1]
+    fingerprint = f"{config.model}:{version}:{kind}"
+    store.open_alert(fingerprint, config.model, version, kind, window, {"signal": kind, "detail": reason})
+    alert = AlertRecord(fingerprint, config.model, version, window, "warning", kind,
+                        f"Approve challenger version {version} of {config.model}?", reason,
+                        links={"mlflow_version": f"{alerting.mlflow_url.rstrip('/')}/#/models/{config.model}/versions/{version}"})
+    Outbox(store.engine).notify(config.model, version, window, [alert], alerting.policy())
 
 
 @dg.job(description="Retrain (or first recalibrate) one model on recent labels; promote only through the gate. "

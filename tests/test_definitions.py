@@ -52,6 +52,7 @@ def test_every_asset_is_described():
 
 def test_dagster_definitions_validate(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "WATCHKEEPER_MLFLOW_URI": "sqlite:///unused.db",
+           "WATCHKEEPER_ALERT_POLICY": str(ROOT / "deploy" / "alerting.demo.yaml"),
            "WATCHKEEPER_STORE_URL": "sqlite:///unused.db", "WATCHKEEPER_DATA_DIR": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     done = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
@@ -65,11 +66,12 @@ def test_missing_configuration_names_the_variable(monkeypatch):
     import dagster as dg
 
     from monitoring_assets import model_health
-    from resources import MonitoringConfigResource, MonitoringStoreResource
+    from resources import AlertingResource, MonitoringConfigResource, MonitoringStoreResource
 
     monkeypatch.delenv("WATCHKEEPER_STORE_URL", raising=False)
     with pytest.raises(Exception, match="WATCHKEEPER_STORE_URL"):
         dg.materialize([model_health], partition_key="2026-11-01",
                        resources={"monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
-                                  "monitoring_config": MonitoringConfigResource(path="")},
+                                  "monitoring_config": MonitoringConfigResource(path=""),
+                                  "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))},
                        instance=dg.DagsterInstance.ephemeral())

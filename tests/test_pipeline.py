@@ -56,9 +56,34 @@ def test_a_persisting_problem_retrains_once_and_the_gate_decides(demo, name, pro
     assert model["promotion"] == promotion, "the demo's policy asks a person before promoting"
 
 
-def test_clean_model_is_never_retrained(demo):
+def test_clean_model_is_never_retrained_nor_alerted(demo):
     model = by_name(demo[1])["wine_classifier"]
     assert (model["retrains"], model["challenger_version"], model["promotion"]) == (0, None, None)
+    assert (model["outbox_alerts"], model["tickets"], model["escalations"]) == (0, 0, 0)
+
+
+def test_one_ticket_per_problem_and_an_escalation_when_it_persists(demo):
+    concept, covariate = by_name(demo[1])["breast_cancer_classifier"], by_name(demo[1])["diabetes_regressor"]
+    # critical problems (performance, concept drift) and the promotion approval each get one ticket,
+    # however many windows they last; the warning-level data drift gets none
+    assert (concept["tickets"], covariate["tickets"]) == (3, 0)
+    assert concept["escalations"] >= 1 and covariate["escalations"] >= 1
+    assert demo[1]["outbox"]["pending"] == 0 and demo[1]["outbox"]["dead"] == 0
+
+
+def test_alerts_carry_the_enrichment(demo):
+    from watchkeeper.alerting.outbox import Outbox
+    from watchkeeper.store import MonitoringStore
+
+    rows = Outbox(MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}").engine).rows()
+    drift = next(r["payload"] for r in rows if r["fingerprint"] == "diabetes_regressor:1:data_drift")
+    assert drift["window"] == DRIFTED_DAYS[0] and drift["severity"] == "warning"
+    assert {"bmi", "bp", "s5"} <= {f["name"] for f in drift["features"]}
+    assert all(f["effect_size"] > 0 and f["p_value"] is not None for f in drift["features"])
+    assert set(drift["links"]) >= {"dagster_run", "dagster_asset"}
+    performance = next(r["payload"] for r in rows if r["fingerprint"] == "breast_cancer_classifier:1:performance")
+    [accuracy] = [m for m in performance["metrics"] if m["name"] == "accuracy"]
+    assert accuracy["upper"] < accuracy["reference"]
 
 
 def test_late_labels_are_joined_as_they_arrive(demo):
