@@ -33,7 +33,7 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
                  monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dg.MaterializeResult:
     day, store, config = context.partition_key, monitoring_store.store(), monitoring_config.load()
     outbox, policy = Outbox(store.engine), alerting.policy()
-    rows, flagged = [], []
+    rows, flagged, queued = [], [], []
     for model, stored in store.latest_profiles().items():
         with evaluation_span("model_health", model, stored.version, day) as step:
             model_config = config.for_model(model)
@@ -46,7 +46,8 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
                 links = alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url, model, stored.version)
                 alerts = build_alerts(model, stored.version, day, stored.task, verdict.status, verdict.reasons, links)
                 for fingerprint, plan in outbox.notify(model, stored.version, day, alerts, policy).items():
-                    context.log.info(f"alert {fingerprint}: queued for {[d.channel for d in plan.dispatches]}")
+                    queued.append({"alert": fingerprint, "channels": ", ".join(d.channel for d in plan.dispatches),
+                                   "held": ", ".join(f"{c} ({why})" for c, why in dict(plan.held).items())})
             if verdict.status != OK:
                 flagged.append(model)
             rows.append({"model": model, "version": stored.version, "status": verdict.status,
@@ -55,6 +56,8 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
     return dg.MaterializeResult(metadata={
         "flagged_models": dg.MetadataValue.json(flagged),
         "verdicts": dg.MetadataValue.md(markdown_table(rows, ["model", "version", "status", "severity", "why"])),
+        "alerts_queued": dg.MetadataValue.md(markdown_table(queued, ["alert", "channels", "held"])),
+        "outbox": dg.MetadataValue.json(outbox.counts()),
     })
 
 
