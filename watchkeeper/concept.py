@@ -99,7 +99,11 @@ def make_detector(name: str, binary: bool) -> Any:
 
 def detect(errors: Sequence[float] | np.ndarray, detector: str = AUTO) -> list[int]:
     """0-based indices of the elements at which `detector` raised an alarm, in one pass."""
-    return resume(None, errors, detector)[1]
+    values = validate_errors(errors)
+    binary = is_binary(values)
+    det = make_detector(detector, binary)
+    _check_domain(detector, values, binary, det)
+    return scan(det, values)
 
 
 @dataclass
