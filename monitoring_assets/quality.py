@@ -37,6 +37,7 @@ with warnings.catch_warnings():
                     "row count (docs/data_quality.md). Fails (ERROR) when a model's window has a severe problem, "
                     "which keeps that window out of drift_report; warns when there are only warnings.")
 PROBLEM_COLUMNS = ["model", "severity", "check", "column", "detail"]
+DESCRIBED_MODELS = 10  # the check's one-line description names this many models; `problems` lists all
 
 
 def validate_window(store: MonitoringStore, model: str, day: str, stored: StoredProfile,
@@ -54,7 +55,11 @@ def data_quality_result(results: dict[str, QualityResult]) -> dg.AssetCheckResul
     rows = [{"model": model, "check": p.check, "column": p.column, "severity": p.severity, "detail": p.detail}
             for model, result in sorted(results.items()) for p in result.problems]
     rows.sort(key=lambda r: r["severity"] != SEVERE)
-    description = "; ".join(f"{m}: {results[m].describe()}" for m in failed + warned) or "every window passed"
+    flagged = failed + warned
+    named = [f"{m}: {results[m].describe()}" for m in flagged[:DESCRIBED_MODELS]]
+    if len(flagged) > DESCRIBED_MODELS:
+        named.append(f"and {len(flagged) - DESCRIBED_MODELS} more models (see problems)")
+    description = "; ".join(named) or "every window passed"
     return dg.AssetCheckResult(
         check_name=DATA_QUALITY.name, passed=not rows, description=description,
         severity=dg.AssetCheckSeverity.ERROR if failed else dg.AssetCheckSeverity.WARN,

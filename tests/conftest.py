@@ -1,15 +1,22 @@
-"""Shared fixtures: the demo built once per session through the real `watchkeeper` command."""
+"""Shared fixtures: the demo built once per session through the real `watchkeeper` command, a copy of
+it fed one broken day, and one Dagster webserver serving that copy to the UI tests."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHKEEPER = [sys.executable, "-m", "cli.main"]
@@ -39,3 +46,102 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return home, json.loads(done.stdout)
+
+
+# The broken day: one more day after the demo, whose diabetes_regressor window loses a
+# column, gets strings in a numeric column and 40% nulls in a third (tests/test_quality.py).
+BROKEN_DAY, BROKEN_MODEL = "2026-11-15", "diabetes_regressor"
+DROPPED, STRINGS, NULLS = "s5", "bp", "bmi"
+
+
+@dataclass(frozen=True)
+class BrokenDay:
+    home: Path            # the demo copy, with BROKEN_DAY evaluated
+    n_rows: int           # rows in BROKEN_MODEL's broken inference file
+    n_nulls: int          # NULLS values blanked in it
+    runs: list[str]       # the runs the inference sensor asked for
+    failed_runs: list[str]
+
+
+@pytest.fixture(scope="session")
+def broken_day(demo, tmp_path_factory) -> BrokenDay:
+    """The demo copied (the shared demo stays as built), fed BROKEN_DAY through the real inference
+    sensor and the runs it requests, on the copy's Dagster instance."""
+    import dagster as dg
+
+    from cli.demo import demo_environment
+    from cli.sensor_driver import SensorDriver
+    from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog
+
+    home = tmp_path_factory.mktemp("broken_day") / "demo"
+    shutil.copytree(demo[0], home)
+    log = InferenceLog(home)
+    caught_up = json.dumps({stream: max(f.mtime_ns for f in log.files(stream)) for stream in (INFERENCE, LABELS)})
+    broken = _write_next_day(log)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in demo_environment(home).items():
+            env.setenv(name, value)
+        from definitions import defs
+
+        with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+            driver = SensorDriver(defs, instance)
+            driver.cursors["inference_sensor"] = caught_up  # the demo's own ticks saw every earlier file
+            asked = driver.tick("inference_sensor")
+    return BrokenDay(home, len(broken), int(broken[NULLS].isna().sum()),
+                     [f"{r.job_name}[{r.partition_key}]" for r in asked], driver.failed_runs)
+
+
+def _write_next_day(log) -> pd.DataFrame:
+    """Every model's last demo day replayed on BROKEN_DAY; BROKEN_MODEL's copy is broken. Returns it."""
+    from watchkeeper.inference_log import INFERENCE
+
+    last = (pd.Timestamp(BROKEN_DAY) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    written = {}
+    for model in sorted(p.name for p in (log.root / INFERENCE).iterdir()):
+        frame = log.read_predictions(model, last)
+        frame["timestamp"] = frame["timestamp"] + pd.Timedelta(days=1)
+        frame["prediction_id"] = frame["prediction_id"].str.replace(last.replace("-", ""), BROKEN_DAY.replace("-", ""))
+        written[model] = _broken(frame) if model == BROKEN_MODEL else frame
+        written[model].to_parquet(log.root / INFERENCE / model / f"{BROKEN_DAY}.parquet", index=False)
+    return written[BROKEN_MODEL]
+
+
+def _broken(frame: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(15)
+    frame = frame.drop(columns=DROPPED)
+    frame[STRINGS] = np.where(frame[STRINGS] > frame[STRINGS].median(), "high", "low")
+    frame.loc[rng.choice(frame.index, size=round(0.4 * len(frame)), replace=False), NULLS] = np.nan
+    return frame
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def webserver(broken_day):
+    """One dagster-webserver for every UI test, serving the broken-day copy of the demo."""
+    from cli.demo import demo_environment
+
+    port = free_port()
+    env = {**os.environ, **demo_environment(broken_day.home)}
+    server = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-w", str(ROOT / "workspace.yaml"),
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        else:
+            pytest.fail("dagster-webserver did not answer within 120 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
