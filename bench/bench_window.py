@@ -52,7 +52,9 @@ def timed_run(home: Path) -> float:
     from definitions import defs
 
     os.environ.update({"WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
-                       "WATCHKEEPER_DATA_DIR": str(home), "WATCHKEEPER_MLFLOW_URI": "sqlite:///unused.db"})
+                       "WATCHKEEPER_DATA_DIR": str(home), "WATCHKEEPER_MLFLOW_URI": "sqlite:///unused.db",
+                       "WATCHKEEPER_ALERT_POLICY": str(ROOT / "deploy" / "alerting.demo.yaml"),
+                       "WATCHKEEPER_LOG_LEVEL": "WARNING"})
     job = defs.resolve_job_def("evaluate_window")
     with dg.DagsterInstance.ephemeral() as instance:
         start = time.perf_counter()
