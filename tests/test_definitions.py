@@ -45,9 +45,12 @@ def test_partitioning_models_and_daily_windows():
             assert partitions.get_cron_schedule() == "0 0 * * *", name
 
 
-def test_every_asset_is_described():
+def test_every_asset_is_described_owned_and_tagged():
     graph = defs.resolve_asset_graph()
-    assert all(graph.get(key).description for key in graph.get_all_asset_keys())
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and node.owners == ["team:ml-platform"], key
+        assert node.tags.get("domain") == "model-monitoring", key
 
 
 def test_dagster_definitions_validate(tmp_path):
