@@ -11,7 +11,8 @@ from watchkeeper.alerting.builder import alert_links, build_alerts
 from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.health import OK, Verdict, WindowEvidence, assess
 from watchkeeper.history import stored_history
-from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, health, metrics, streams
+from watchkeeper.performance import PRIMARY_METRIC
+from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, health, metrics, segment_metrics, streams
 from watchkeeper.tables import markdown_table
 from watchkeeper.telemetry import evaluation_span
 
@@ -85,7 +86,16 @@ def _evidence(store: MonitoringStore, model: str, stored: StoredProfile, day: st
         reference=stored.reference,
         n_labelled=realised[0]["n_labelled"] if realised else 0,
         concept_alarms=alarms,
+        segment_deltas=_segment_deltas(store, model, stored, day),
     )
+
+
+def _segment_deltas(store: MonitoringStore, model: str, stored: StoredProfile, day: str) -> dict[str, float]:
+    """Each configured segment's primary metric minus the reference: the root cause ranks them."""
+    primary = PRIMARY_METRIC[stored.task]
+    reference = stored.reference["metrics"][primary]["value"]
+    rows = [r for s in store.rows(segment_metrics, model, day) for r in s["segments"]]
+    return {r["segment"]: r["value"] - reference for r in rows if r["metric"] == primary and r["value"] is not None}
 
 
 def flagged_models(event_metadata: dict) -> list[str]:

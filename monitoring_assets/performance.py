@@ -51,8 +51,10 @@ def performance_metrics(context: dg.AssetExecutionContext, drop_folder: Inferenc
                               [v.to_dict() for v in realised] + [{**e.to_dict(), "name": ESTIMATED + e.name} for e in estimated],
                               len(joined), len(window))
             rows.append(_row(model, stored, realised, estimated, len(joined), len(window)))
-            for column in config.for_model(model).segments:
-                segments += _segment_rows(model, column, stored, joined)
+            model_segments = [row for column in config.for_model(model).segments
+                              for row in _segment_rows(model, column, stored, joined)]
+            store.put_segments(model, day, stored.version, model_segments)
+            segments += model_segments
     context.log.info(f"{day}: metrics for {len(rows)} models")
     return dg.MaterializeResult(metadata={
         "min_label_completeness": min((r["label_completeness"] for r in rows), default=0.0),

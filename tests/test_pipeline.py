@@ -138,6 +138,16 @@ def test_health_records_root_cause_and_history_evidence(demo):
     assert any(d["alert"] and d["anomaly"] and d["anomaly"]["is_anomalous"] for d in decisions)
 
 
+def test_configured_segments_get_their_own_metrics(demo):
+    from watchkeeper.store import MonitoringStore, segment_metrics
+
+    store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
+    [row] = store.rows(segment_metrics, "diabetes_regressor", DAYS[0])
+    segments = {r["segment"] for r in row["segments"] if r["metric"] == "mae"}
+    assert len(segments) == 2 and all(s.startswith("sex=") for s in segments)
+    assert store.rows(segment_metrics, "wine_classifier", DAYS[0])[0]["segments"] == []
+
+
 def test_cbpe_estimates_every_window_of_the_classifiers(demo):
     from watchkeeper.store import MonitoringStore, metrics
 

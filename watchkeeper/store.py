@@ -60,6 +60,14 @@ metrics = sa.Table(
     sa.Column("n_predictions", sa.Integer, nullable=False),
 )
 
+segment_metrics = sa.Table(
+    "segment_metrics", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("segments_json", sa.Text, nullable=False),   # [{segment, metric, value, lower, upper}]
+)
+
 health = sa.Table(
     "health", metadata,
     sa.Column("model", sa.String(200), primary_key=True),
@@ -142,6 +150,10 @@ class MonitoringStore:
         rows = [{"version": version, "metric": v["name"], "value": v["value"], "lower": v["lower"],
                  "upper": v["upper"], "n_labelled": n_labelled, "n_predictions": n_predictions} for v in values]
         self._replace(metrics, {"model": model, "window": window}, rows)
+
+    def put_segments(self, model: str, window: str, version: str, segments: list[dict]) -> None:
+        self._replace(segment_metrics, {"model": model, "window": window},
+                      [{"version": version, "segments_json": json.dumps(segments)}])
 
     def put_health(self, model: str, window: str, version: str, status: str, reasons: list[dict]) -> None:
         row = {"version": version, "status": status, "reasons_json": json.dumps(reasons)}
