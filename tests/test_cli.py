@@ -85,3 +85,22 @@ def test_drift_help_does_not_load_dagster_or_mlflow():
              "print(sorted(m for m in ('dagster', 'mlflow') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+
+
+def test_joint_drift_invisible_to_marginals_is_reported_by_the_multivariate_detectors(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame(rng.multivariate_normal([0, 0], [[1, 0.9], [0.9, 1]], 3000), columns=["a", "b"])
+    current = pd.DataFrame(rng.multivariate_normal([0, 0], [[1, -0.9], [-0.9, 1]], 2000), columns=["a", "b"])
+    reference.to_parquet(tmp_path / "ref.parquet")
+    current.to_parquet(tmp_path / "cur.parquet")
+    _, out, _ = run(capsys, "drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"))
+    report = json.loads(out)
+    assert report["drifted_features"] == [], "each marginal is unchanged"
+    assert {m["method"]: m["drifted"] for m in report["multivariate"]} == {"pca_reconstruction": True,
+                                                                          "domain_classifier": True}
+
+
+def test_a_saved_profile_has_no_rows_for_multivariate_tests(files, capsys):
+    run(capsys, "profile", "--data", str(files / "ref.parquet"), "--output", str(files / "p.json"))
+    _, out, _ = run(capsys, "drift", "--reference", str(files / "p.json"), "--current", str(files / "cur.csv"))
+    assert "multivariate" not in json.loads(out)
