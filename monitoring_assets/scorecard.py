@@ -7,11 +7,11 @@ from monitoring_assets.partitions import model_partitions
 from resources import MonitoringStoreResource
 from watchkeeper.performance import PRIMARY_METRIC
 from watchkeeper.plots import markdown_image, metric_history
-from watchkeeper.store import drift_reports, health, metrics, windows
+from watchkeeper.store import drift_reports, health, metrics, streams, windows
 from watchkeeper.tables import markdown_table
 
 HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", "lower", "upper",
-                   "drifted_features", "why"]
+                   "concept_alarms", "drifted_features", "why"]
 
 
 @dg.asset(
@@ -32,7 +32,8 @@ def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: Monitor
     plot = metric_history([h["window"] for h in history], [h["metric"] for h in history],
                           [h["lower"] for h in history], [h["upper"] for h in history],
                           [h["status"] for h in history], stored.reference["metrics"][primary]["value"],
-                          f"{model}: {primary} per window (colour = verdict)")
+                          f"{model}: {primary} per window (colour = verdict)",
+                          alarms=[h["concept_alarms"] > 0 for h in history])
     return dg.MaterializeResult(metadata={
         "model_version": stored.version,
         "latest_status": history[-1]["status"] if history else "no_data",
@@ -47,6 +48,7 @@ def _history(store, model: str, primary: str) -> list[dict]:
     rows_by_window = {w["window"]: w for w in store.rows(windows, model)}
     drift_by_window = {d["window"]: d["report"] for d in store.rows(drift_reports, model)}
     metric_by_window = {m["window"]: m for m in store.rows(metrics, model) if m["metric"] == primary}
+    alarms_by_day = {s["day"]: len(s["alarms"]) for s in store.rows(streams, model) if s["stream"] == "errors"}
     history = []
     for verdict in store.rows(health, model):
         window = verdict["window"]
@@ -55,6 +57,7 @@ def _history(store, model: str, primary: str) -> list[dict]:
             "window": window, "version": verdict["version"], "status": verdict["status"],
             "rows": rows_by_window.get(window, {}).get("n_rows"), "labelled": metric.get("n_labelled"),
             "metric": metric.get("value"), "lower": metric.get("lower"), "upper": metric.get("upper"),
+            "concept_alarms": alarms_by_day.get(window, 0),
             "drifted_features": ", ".join(drift_by_window.get(window, {}).get("drifted_features", [])),
             "why": "; ".join(r["detail"] for r in verdict["reasons"]),
         })

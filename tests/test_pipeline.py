@@ -164,4 +164,5 @@ def test_scorecard_shows_the_history_of_a_flagged_model(instance):
     history = metadata["history"].value
     assert all(day in history for day in DAYS)
     assert metadata["latest_status"].value == "degraded"
+    assert "| concept_alarms |" in history
     assert metadata["trend"].value.startswith("![")

@@ -38,10 +38,13 @@ def drift_histograms(features: Sequence[dict], title: str, limit: int = 4) -> by
 
 def metric_history(windows: Sequence[str], values: Sequence[float | None], lower: Sequence[float | None],
                    upper: Sequence[float | None], statuses: Sequence[str], reference: float | None,
-                   title: str) -> bytes:
-    """A metric over windows with its confidence band, the reference line and verdict colours."""
+                   title: str, alarms: Sequence[bool] = ()) -> bytes:
+    """A metric over windows with its confidence band, the reference line, verdict colours, and
+    a dotted line on each window where a concept-drift detector raised an alarm."""
     fig, ax = plt.subplots(figsize=(8, 3))
     x = range(len(windows))
+    for n, i in enumerate(i for i, alarm in zip(x, alarms) if alarm):
+        ax.axvline(i, color="#6a1b9a", linestyle=":", linewidth=1.5, label=None if n else "concept-drift alarm")
     band = [(i, lo, hi) for i, lo, hi in zip(x, lower, upper) if lo is not None and hi is not None]
     if band:
         ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], alpha=0.25, label="90% CI")
