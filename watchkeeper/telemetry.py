@@ -223,6 +223,7 @@ def json_logger(name: str) -> logging.Logger:
 
     It does not propagate, so a root handler does not print its records a second time; call
     it for loggers whose records should be JSON, not for a parent of every engine logger.
+    The level is read on every call, so it follows the environment of the run at hand.
     """
     logger = logging.getLogger(name)
     if not any(h.name == JSON_HANDLER for h in logger.handlers):
@@ -230,8 +231,8 @@ def json_logger(name: str) -> logging.Logger:
         handler.name = JSON_HANDLER
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
-        logger.setLevel(_level())
         logger.propagate = False
+    logger.setLevel(_level())
     return logger
 
 
