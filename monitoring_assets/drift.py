@@ -7,6 +7,7 @@ from monitoring_assets.quality import blocked_models, skip_drift
 from monitoring_assets.windows import ALL_PROFILES, production_window
 from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.drift import DriftInputError, evaluate_drift
+from watchkeeper.multivariate import load_detector
 from watchkeeper.plots import drift_histograms, markdown_image
 from watchkeeper.profile import ReferenceProfile
 from watchkeeper.tables import markdown_table
@@ -51,16 +52,21 @@ def drift_report(context: dg.AssetExecutionContext, drop_folder: InferenceLogRes
                 context.log.error(f"{model} {day}: {error}")
                 summary.append({"model": model, "error": str(error)})
                 continue
+            if stored.reference.get("pca_detector"):
+                joint = load_detector(stored.reference["pca_detector"]).score(frame[stored.reference["features"]])
+                report["multivariate"] = [joint.to_dict()]
             store.put_drift(model, day, stored.version, report)
             step.set(dataset_drift=report["dataset_drift"], drifted_features=len(report["drifted_features"]))
             summary.append({"model": model, "version": stored.version, "rows": report["n_current"],
                             "dataset_drift": report["dataset_drift"], "share_drifted": report["share_drifted"],
-                            "drifted_features": ", ".join(report["drifted_features"])})
+                            "drifted_features": ", ".join(report["drifted_features"]),
+                            "joint_drift": any(m["drifted"] for m in report.get("multivariate", []))})
             reports[model] = report
     return dg.MaterializeResult(metadata={
         "drifted_models": sum(bool(r.get("dataset_drift")) for r in summary),
         "summary": dg.MetadataValue.md(markdown_table(
-            summary, ["model", "version", "rows", "dataset_drift", "share_drifted", "drifted_features", "error"])),
+            summary, ["model", "version", "rows", "dataset_drift", "share_drifted", "drifted_features", "joint_drift",
+                      "error"])),
         "report": dg.MetadataValue.md(_most_drifted_sections(day, reports)),
     })
 

@@ -5,6 +5,7 @@ import dagster as dg
 from monitoring_assets.partitions import model_partitions
 from resources import MlflowRegistryResource, MonitoringStoreResource
 from watchkeeper.estimation import CBPE
+from watchkeeper.multivariate import PCADriftDetector, dump_detector
 from watchkeeper.performance import BINARY, MULTICLASS, compute_metrics
 from watchkeeper.profile import fit_profile
 from watchkeeper.registry import REFERENCE_TARGET
@@ -41,10 +42,11 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
         importance = feature_importance(estimator, validation[features], validation[REFERENCE_TARGET],
                                         scoring="accuracy" if classes else "neg_mean_absolute_error")
         cbpe = CBPE().fit(proba, validation[REFERENCE_TARGET].to_numpy(), classes).to_dict() if classes else None
+        joint = _joint_drift_detector(train[features])
         monitoring_store.store().put_profile(
             model, champion.version, champion.task, profile.to_dict(),
             {"metrics": {m.name: m.to_dict() for m in reference_metrics}, "classes": classes, "features": features,
-             "importance": importance, "cbpe": cbpe},
+             "importance": importance, "cbpe": cbpe, "pca_detector": joint},
         )
     return dg.MaterializeResult(metadata={
         "model_version": champion.version,
@@ -54,6 +56,15 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
         "reference_performance": dg.MetadataValue.md(
             markdown_table([m.to_dict() for m in reference_metrics], ["name", "value", "lower", "upper"])),
     })
+
+
+def _joint_drift_detector(reference) -> str | None:
+    """PCA reconstruction drift, fitted on the reference rows (a profile keeps none); None when
+    the model has too few features for a joint test."""
+    try:
+        return dump_detector(PCADriftDetector().fit(reference, window_size=len(reference)))
+    except ValueError:
+        return None
 
 
 def _feature_table(profile, importance: dict[str, float]) -> str:

@@ -138,6 +138,16 @@ def test_health_records_root_cause_and_history_evidence(demo):
     assert any(d["alert"] and d["anomaly"] and d["anomaly"]["is_anomalous"] for d in decisions)
 
 
+def test_drift_reports_carry_the_joint_pca_test_quiet_on_the_clean_model(demo):
+    from watchkeeper.store import MonitoringStore, drift_reports
+
+    store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
+    joint = [r["report"]["multivariate"][0] for r in store.rows(drift_reports, "wine_classifier")]
+    assert len(joint) == len(DAYS) and {j["method"] for j in joint} == {"pca_reconstruction"}
+    assert sum(j["drifted"] for j in joint) <= 1, "calibrated at alpha 0.01: clean windows stay quiet"
+    assert all(j["threshold"] > j["detail"]["null_mean"] for j in joint)
+
+
 def test_configured_segments_get_their_own_metrics(demo):
     from watchkeeper.store import MonitoringStore, segment_metrics
 

@@ -15,7 +15,9 @@ monitored (see each class). References: Rabanser, Günnemann & Lipton, "Failing 
 
 from __future__ import annotations
 
+import base64
 import numbers
+import pickle
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -356,3 +358,16 @@ class DomainClassifierDetector:
                   "top_features": _top_features(self.encoder_.columns_, drops)}
         return MultivariateResult(self.method, auc, threshold, float(norm.sf((auc - 0.5) / sd)),
                                   auc >= threshold, detail)
+
+
+def dump_detector(detector: PCADriftDetector) -> str:
+    """A fitted detector as text for the monitoring store, fitted once per model version.
+
+    Pickle, because the fitted scikit-learn objects have no other complete form: trusted data
+    that Watchkeeper wrote itself into its own store (as StreamState); never load one from elsewhere.
+    """
+    return base64.b64encode(pickle.dumps(detector)).decode("ascii")
+
+
+def load_detector(text: str) -> PCADriftDetector:
+    return pickle.loads(base64.b64decode(text))
