@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import mlflow.data
 import mlflow.sklearn
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn import datasets
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+from watchkeeper.retraining.challenger import log_reference
+from watchkeeper.retraining.trainers import SklearnPipelineTrainer
 
 
 @dataclass(frozen=True)
@@ -71,12 +69,6 @@ def quiet_mlflow() -> None:
     warnings.filterwarnings("ignore", module=r"mlflow(\..*)?")
 
 
-def _pipeline(model: DemoModel, seed: int) -> Pipeline:
-    """Scaled linear models: fast, deterministic, and good enough that drift is the only story."""
-    estimator = LogisticRegression(max_iter=1000, random_state=seed) if model.is_classifier else Ridge()
-    return Pipeline([("scale", StandardScaler()), ("model", estimator)])
-
-
 def _split(model: DemoModel, frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """70/30 split; stratified for classifiers so the reference keeps the class balance."""
     stratify = frame[TARGET] if model.is_classifier else None
@@ -92,23 +84,11 @@ def _experiment_id(client: MlflowClient, artifact_dir: Path) -> str:
     return client.create_experiment(EXPERIMENT, artifact_location=artifact_dir.resolve().as_uri())
 
 
-def _log_reference(model: DemoModel, train: pd.DataFrame, validation: pd.DataFrame) -> None:
-    """Reference frames as run artifacts, and as MLflow dataset inputs pointing at those artifacts."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for split, frame, context in (("train", train, "training"), ("validation", validation, "validation")):
-            path = Path(tmp) / f"{split}.parquet"
-            frame.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path="reference")
-            source = mlflow.get_artifact_uri(f"reference/{split}.parquet")
-            dataset = mlflow.data.from_pandas(frame, source=source, targets=TARGET, name=f"{model.name}-{split}")
-            mlflow.log_input(dataset, context=context)
-
-
 def _train_one(client: MlflowClient, experiment_id: str, model: DemoModel, seed: int) -> str:
     """One run: fit, log params/metrics/reference/model, register; returns the new version."""
     train, validation = _split(model, load_dataset(model.dataset), seed)
     X, y = train.drop(columns=TARGET), train[TARGET]
-    pipeline = _pipeline(model, seed).fit(X, y)
+    pipeline = SklearnPipelineTrainer(seed=seed).pipeline(model.task).fit(X, y)   # what retraining uses too
     predicted = pipeline.predict(validation.drop(columns=TARGET))
     metrics = (
         {"accuracy": accuracy_score(validation[TARGET], predicted)}
@@ -120,7 +100,7 @@ def _train_one(client: MlflowClient, experiment_id: str, model: DemoModel, seed:
                            "estimator": type(pipeline[-1]).__name__, "n_train": len(train),
                            "n_validation": len(validation)})
         mlflow.log_metrics(metrics)
-        _log_reference(model, train, validation)
+        log_reference(model.name, train, validation)
         info = mlflow.sklearn.log_model(
             pipeline, name="model", signature=infer_signature(X, pipeline.predict(X)),
             pip_requirements=["scikit-learn"], registered_model_name=model.name,
