@@ -18,12 +18,11 @@ import warnings
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from monitoring_assets.partitions import daily_windows
 from watchkeeper.profile import ReferenceProfile
-from watchkeeper.quality import FAILED, SEVERE, WARNING, QualityRecords, QualityResult, QualitySuite
-from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports
+from watchkeeper.quality import FAILED, SEVERE, WARNING, QualityResult, QualitySuite
+from watchkeeper.store import MonitoringStore, StoredProfile, quality
 from watchkeeper.tables import markdown_table
 
 # Without partitions_def the check's results carry no partition (the UI could not show them per
@@ -44,7 +43,7 @@ def validate_window(store: MonitoringStore, model: str, day: str, stored: Stored
                     frame: pd.DataFrame) -> QualityResult:
     """Validate one model's window against its profile's suite and record the verdict for drift_report."""
     result = QualitySuite().fit(ReferenceProfile.from_dict(stored.profile)).validate(frame)
-    QualityRecords(store.engine).put(model, day, stored.version, result)
+    store.put_quality(model, day, stored.version, result.status, result.to_dict())
     return result
 
 
@@ -70,8 +69,8 @@ def data_quality_result(results: dict[str, QualityResult]) -> dg.AssetCheckResul
 
 def blocked_models(store: MonitoringStore, day: str) -> dict[str, str]:
     """The models whose window for `day` failed data quality, with what is wrong."""
-    return {model: result.describe() for model, result in QualityRecords(store.engine).for_window(day).items()
-            if result.status == FAILED}
+    return {row["model"]: QualityResult.from_dict(row["result"]).describe()
+            for row in store.rows(quality, window=day) if row["status"] == FAILED}
 
 
 def skip_drift(store: MonitoringStore, model: str, day: str, version: str, reason: str) -> dict:
@@ -79,7 +78,5 @@ def skip_drift(store: MonitoringStore, model: str, day: str, version: str, reaso
 
     A rerun with a broken replacement file must not leave the previous file's report behind.
     """
-    with store.engine.begin() as conn:
-        conn.execute(drift_reports.delete().where(sa.and_(drift_reports.c.model == model,
-                                                          drift_reports.c.window == day)))
+    store.delete_drift(model, day)
     return {"model": model, "version": version, "error": f"blocked by data quality: {reason}"}

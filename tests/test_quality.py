@@ -27,7 +27,6 @@ from watchkeeper.quality import (
     SEVERE,
     TYPE,
     WARNING,
-    QualityRecords,
     QualityResult,
     QualitySuite,
     QualityTolerance,
@@ -135,15 +134,17 @@ def test_bad_input_is_a_one_line_error(suite):
 
 
 def test_records_round_trip_and_reruns_replace(tmp_path, suite, window):
-    import sqlalchemy as sa
+    from watchkeeper.store import MonitoringStore, quality
 
-    records = QualityRecords(sa.create_engine(f"sqlite:///{tmp_path / 'store.db'}"))
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'store.db'}")
     broken = suite.validate(window.drop(columns="z"))
-    records.put("m", "2026-11-15", "1", broken)
-    assert records.for_window("2026-11-15")["m"] == broken
-    records.put("m", "2026-11-15", "1", suite.validate(window))
-    assert {m: r.status for m, r in records.for_window("2026-11-15").items()} == {"m": PASSED}
-    assert records.for_window("2026-11-14") == {}
+    store.put_quality("m", "2026-11-15", "1", broken.status, broken.to_dict())
+    [row] = store.rows(quality, window="2026-11-15")
+    assert QualityResult.from_dict(row["result"]) == broken
+    passed = suite.validate(window)
+    store.put_quality("m", "2026-11-15", "1", passed.status, passed.to_dict())
+    assert [r["status"] for r in store.rows(quality, window="2026-11-15")] == [PASSED]
+    assert store.rows(quality, window="2026-11-14") == []
 
 
 def test_great_expectations_loads_only_when_a_window_is_validated():
@@ -227,7 +228,6 @@ def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(
     from monitoring_assets import drift_report
     from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
     from watchkeeper.inference_log import InferenceLog
-    from watchkeeper.quality import QualityRecords
     from watchkeeper.store import MonitoringStore, drift_reports
 
     day, url = "2026-11-15", f"sqlite:///{tmp_path / 'store.db'}"
@@ -237,7 +237,8 @@ def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(
     for model, frame in frames.items():
         store.put_profile(model, "1", "regression", profile, {"features": list(reference.columns)})
         log.write_window(model, day, frame)
-        QualityRecords(store.engine).put(model, day, "1", suite.validate(frame))
+        result = suite.validate(frame)
+        store.put_quality(model, day, "1", result.status, result.to_dict())
     store.put_drift("broken", day, "1", {"dataset_drift": False, "n_current": 400})  # from an earlier, good file
     dg.materialize([drift_report], partition_key=day, instance=dg.DagsterInstance.ephemeral(),
                    resources={"monitoring_store": MonitoringStoreResource(url=url),

@@ -19,7 +19,6 @@ run, not with this module: the code location and `watchkeeper drift` load withou
 from __future__ import annotations
 
 import functools
-import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -27,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from watchkeeper.profile import CATEGORICAL, NUMERIC, OTHER, FeatureProfile, ReferenceProfile
 
@@ -365,41 +363,3 @@ def _json_safe(value: Any) -> Any:
         number = float(value)
         return number if math.isfinite(number) else str(number)
     return str(value)
-
-
-# ---------------------------------------------------------------- results in the monitoring store
-
-_metadata = sa.MetaData()  # its own metadata: the store's schema is not this module's to change
-
-quality = sa.Table(
-    "quality", _metadata,
-    sa.Column("model", sa.String(200), primary_key=True),
-    sa.Column("window", sa.String(10), primary_key=True),
-    sa.Column("version", sa.String(50), nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),
-    sa.Column("n_rows", sa.Integer, nullable=False),
-    sa.Column("result_json", sa.Text, nullable=False),
-)
-
-
-class QualityRecords:
-    """Each (model, window)'s validation result, in the monitoring store's database; reruns replace it."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        _metadata.create_all(engine)
-
-    def put(self, model: str, window: str, version: str, result: QualityResult) -> None:
-        key = sa.and_(quality.c.model == model, quality.c.window == window)
-        row = {"model": model, "window": window, "version": version, "status": result.status,
-               "n_rows": result.n_rows, "result_json": json.dumps(result.to_dict())}
-        with self.engine.begin() as conn:
-            conn.execute(quality.delete().where(key))
-            conn.execute(quality.insert(), [row])
-
-    def for_window(self, window: str) -> dict[str, QualityResult]:
-        """Every model's result for one window, by model."""
-        query = sa.select(quality.c.model, quality.c.result_json).where(quality.c.window == window)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return {model: QualityResult.from_dict(json.loads(found)) for model, found in rows}

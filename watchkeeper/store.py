@@ -68,6 +68,15 @@ segment_metrics = sa.Table(
     sa.Column("segments_json", sa.Text, nullable=False),   # [{segment, metric, value, lower, upper}]
 )
 
+quality = sa.Table(
+    "quality", metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("window", sa.String(10), primary_key=True),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),     # passed | warning | failed
+    sa.Column("result_json", sa.Text, nullable=False),      # QualityResult.to_dict()
+)
+
 health = sa.Table(
     "health", metadata,
     sa.Column("model", sa.String(200), primary_key=True),
@@ -140,6 +149,14 @@ class MonitoringStore:
     def put_window(self, model: str, window: str, version: str, n_rows: int, problems: list[str], path: str | None) -> None:
         row = {"version": version, "n_rows": n_rows, "problems_json": json.dumps(problems), "path": path}
         self._replace(windows, {"model": model, "window": window}, [row])
+
+    def put_quality(self, model: str, window: str, version: str, status: str, result: dict) -> None:
+        self._replace(quality, {"model": model, "window": window},
+                      [{"version": version, "status": status, "result_json": json.dumps(result)}])
+
+    def delete_drift(self, model: str, window: str) -> None:
+        """Withdraw a window's drift report (its data no longer passes data quality)."""
+        self._replace(drift_reports, {"model": model, "window": window}, [])
 
     def put_drift(self, model: str, window: str, version: str, report: dict) -> None:
         row = {"version": version, "dataset_drift": bool(report["dataset_drift"]),
