@@ -31,7 +31,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from watchkeeper.profile import NUMERIC, _label, infer_kinds
+from watchkeeper.profile import NUMERIC, category_label, infer_kinds
 
 TOP_CATEGORIES = 20  # one-hot columns per categorical; rarer or unseen labels encode as all zeros
 FOLDS = 5  # cross-fitting: held-out reference errors (PCA), out-of-fold AUC (classifier)
@@ -78,7 +78,7 @@ def _numbers(series: pd.Series) -> np.ndarray:
 
 def _labels(series: pd.Series) -> np.ndarray:
     """Canonical labels, spelled as in the profile so 1 and 1.0 match across windows; NaN if missing."""
-    return series.map(_label, na_action="ignore").to_numpy(dtype=object)
+    return series.map(category_label, na_action="ignore").to_numpy(dtype=object)
 
 
 class _Encoder:

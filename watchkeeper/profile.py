@@ -124,7 +124,7 @@ def finite_sorted(series: pd.Series) -> tuple[np.ndarray, int]:
     return finite, len(series) - len(finite)
 
 
-def _label(value: Any) -> str | None:
+def category_label(value: Any) -> str | None:
     """Canonical string of a category so 1, 1.0 and np.int64(1) match across windows; None if missing."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -143,7 +143,7 @@ def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
     raw = series.value_counts(dropna=True, sort=False)
     counts: Counter[str] = Counter()
     for value, n in zip(raw.index, raw.to_numpy()):
-        label = _label(value)
+        label = category_label(value)
         if label is not None:
             counts[label] += int(n)
     ordered = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
