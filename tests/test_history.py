@@ -242,3 +242,11 @@ def test_stored_history_reads_earlier_windows_of_the_same_version(tmp_path):
     history = stored_history(store, "churn", "1", before=MONDAY + timedelta(days=2))
     assert list(history.index) == days(MONDAY, 2)
     assert history.to_dict("list") == {"drift:x": [0.5, 0.5], "metric:accuracy": [0.9, 0.89]}
+
+
+def test_stored_history_looks_back_a_bounded_number_of_days(tmp_path):
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    for day in days(MONDAY, 10):
+        store.put_drift("churn", day.isoformat(), "1", report(("x", False, None)))
+    history = stored_history(store, "churn", "1", before=MONDAY + timedelta(days=10), days=3)
+    assert list(history.index) == days(MONDAY + timedelta(days=7), 3)

@@ -36,6 +36,13 @@ def test_rerunning_a_window_replaces_its_rows(store):
     assert len(store.rows(metrics, "m")) == 3
 
 
+def test_rows_can_be_bounded_to_a_range_of_windows(store):
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"):
+        store.put_health("m", day, "1", "ok", [])
+    rows = store.rows(health, "m", since="2026-11-02", before="2026-11-04")
+    assert [r["window"] for r in rows] == ["2026-11-02", "2026-11-03"]
+
+
 def test_latest_profile_is_the_newest_version(store):
     store.put_profile("m", "1", "binary", {"n_rows": 1}, {"metrics": {}})
     store.put_profile("m", "2", "binary", {"n_rows": 2}, {"metrics": {}})

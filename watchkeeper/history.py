@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from watchkeeper.store import MonitoringStore, drift_reports, metrics
 
 UP, DOWN, BOTH = "up", "down", "both"
 DRIFT, METRIC = "drift:", "metric:"
+HISTORY_DAYS = 56   # eight weeks: eight past windows per weekday for the seasonal median
 MAD_TO_SD = 1.4826  # MAD x 1.4826 estimates the standard deviation of normal data
 
 Season = Callable[[date], Hashable]
@@ -84,25 +85,24 @@ def history_frame(windows: Iterable[tuple[date | str, Mapping[str, float]]]) -> 
     return frame.sort_index()
 
 
-def stored_history(store: MonitoringStore, model: str, version: str, before: date | str) -> pd.DataFrame:
-    """The history for the window `before`: signals of the model version's earlier stored windows.
+def stored_history(store: MonitoringStore, model: str, version: str, before: date | str,
+                   days: int = HISTORY_DAYS) -> pd.DataFrame:
+    """The history for the window `before`: signals of the model version's stored windows of the
+    previous `days` days.
 
     Only windows of the same version count: effect sizes are distances to that version's
-    reference, and a retrained model has a new reference and a new normal.
+    reference, and a retrained model has a new reference and a new normal. The look-back is
+    bounded so that a model's verdict costs the same in its third year as in its third week.
     """
-    before = _as_date(before)
+    end = _as_date(before)
+    bounds = {"since": (end - timedelta(days=days)).isoformat(), "before": end.isoformat()}
     windows: dict[date, dict[str, float]] = {}
-
-    def earlier(row: Mapping) -> dict[str, float] | None:
-        day = _as_date(row["window"])
-        return windows.setdefault(day, {}) if row["version"] == version and day < before else None
-
-    for row in store.rows(drift_reports, model):
-        if (signals := earlier(row)) is not None:
-            signals.update(window_signals(row["report"]))
-    for row in store.rows(metrics, model):
-        if (signals := earlier(row)) is not None:
-            signals[metric_signal(row["metric"])] = _float(row["value"])
+    for row in store.rows(drift_reports, model, **bounds):
+        if row["version"] == version:
+            windows.setdefault(_as_date(row["window"]), {}).update(window_signals(row["report"]))
+    for row in store.rows(metrics, model, **bounds):
+        if row["version"] == version:
+            windows.setdefault(_as_date(row["window"]), {})[metric_signal(row["metric"])] = _float(row["value"])
     return history_frame(windows.items())
 
 

@@ -202,13 +202,19 @@ class MonitoringStore:
                                             "payload_json": json.dumps(payload)}])
         return True
 
-    def rows(self, table: sa.Table, model: str | None = None, window: str | None = None) -> list[dict]:
-        """Rows of a result table, oldest window first, JSON columns decoded."""
+    def rows(self, table: sa.Table, model: str | None = None, window: str | None = None,
+             since: str | None = None, before: str | None = None) -> list[dict]:
+        """Rows of a result table, oldest window first, JSON columns decoded; `since` (inclusive)
+        and `before` (exclusive) bound the windows, so a long history is not read to use a part."""
         query = sa.select(table)
         if model is not None:
             query = query.where(table.c.model == model)
-        if window is not None and "window" in table.c:
+        if window is not None:
             query = query.where(table.c.window == window)
+        if since is not None:
+            query = query.where(table.c.window >= since)
+        if before is not None:
+            query = query.where(table.c.window < before)
         order = [table.c.model] + [table.c[c] for c in ("window", "day") if c in table.c]
         with self.engine.connect() as conn:
             result = conn.execute(query.order_by(*order)).mappings().all()
