@@ -12,7 +12,7 @@ from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.health import OK, Verdict, WindowEvidence, assess
 from watchkeeper.history import stored_history
 from watchkeeper.performance import PRIMARY_METRIC
-from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, health, metrics, segment_metrics, streams
+from watchkeeper.store import MonitoringStore, StoredProfile, drift_reports, metrics, segment_metrics
 from watchkeeper.tables import markdown_table
 from watchkeeper.telemetry import evaluation_span
 
@@ -43,7 +43,7 @@ def model_health(context: dg.AssetExecutionContext, monitoring_store: Monitoring
             step.set(status=verdict.status)
             store.put_health(model, day, stored.version, verdict.status, verdict.reasons)
             _record_problems(context, store, model, stored, day, verdict)
-            if _is_latest_window(store, model, day):   # a refreshed older window must not reopen or resolve
+            if day >= (store.latest_window(model) or day):   # a refreshed older window must not reopen or resolve
                 links = alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url, model, stored.version)
                 alerts = build_alerts(model, stored.version, day, stored.task, verdict.status, verdict.reasons, links)
                 for fingerprint, plan in outbox.notify(model, stored.version, day, alerts, policy).items():
@@ -71,14 +71,10 @@ def _record_problems(context: dg.AssetExecutionContext, store: MonitoringStore, 
             context.log.warning(f"problem {fingerprint} opened at {day}: {reason['detail']}")
 
 
-def _is_latest_window(store: MonitoringStore, model: str, day: str) -> bool:
-    return all(row["window"] <= day for row in store.rows(health, model))
-
-
 def _evidence(store: MonitoringStore, model: str, stored: StoredProfile, day: str) -> WindowEvidence:
     drift = next(iter(store.rows(drift_reports, model, day)), None)
     realised = [m for m in store.rows(metrics, model, day) if not m["metric"].startswith(ESTIMATED)]
-    alarms = [a for s in store.rows(streams, model) if s["day"] == day and s["stream"] == ERRORS for a in s["alarms"]]
+    alarms = store.stream_alarms(model, ERRORS, day)
     return WindowEvidence(
         task=stored.task,
         drift=drift["report"] if drift else None,

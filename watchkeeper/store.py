@@ -191,6 +191,19 @@ class MonitoringStore:
             found = conn.execute(query).scalar()
         return json.loads(found) if found else None
 
+    def stream_alarms(self, model: str, stream: str, day: str) -> list[dict]:
+        """The alarms a model's stream detector raised on one day (without loading its state)."""
+        query = sa.select(streams.c.alarms_json).where(streams.c.model == model, streams.c.stream == stream,
+                                                       streams.c.day == day)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return json.loads(found) if found else []
+
+    def latest_window(self, model: str) -> str | None:
+        """The newest window with a verdict for `model`."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(health.c.window)).where(health.c.model == model)).scalar()
+
     def open_alert(self, fingerprint: str, model: str, version: str, kind: str, window: str, payload: dict) -> bool:
         """Record an alert once per fingerprint; returns False when it was already open."""
         with self.engine.begin() as conn:
