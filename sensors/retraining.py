@@ -4,11 +4,14 @@ It reads verdicts from the monitoring store rather than Dagster events, so it se
 window of every model whatever the order in which runs finished.
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
 
 from monitoring_assets.retraining import retrain_model
 from resources import MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.health import DEGRADED, DRIFTED
+from watchkeeper.history import HISTORY_DAYS
 from watchkeeper.store import health
 
 
@@ -20,7 +23,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext, monitoring_store: Mon
     store, config = monitoring_store.store(), monitoring_config.load()
     requests = []
     for model, stored in store.latest_profiles().items():
-        verdicts = [v for v in store.rows(health, model) if v["version"] == stored.version]
+        verdicts = [v for v in store.rows(health, model, since=_look_back(store.latest_window(model)))
+                    if v["version"] == stored.version]
         persisting = _persisting_problem(verdicts, config.for_model(model).retraining.after_windows)
         if persisting:
             inputs_stable = not any(r["signal"] == "data_drift" for v in persisting for r in v["reasons"])
@@ -29,6 +33,11 @@ def retraining_sensor(context: dg.SensorEvaluationContext, monitoring_store: Mon
             requests.append(dg.RunRequest(run_key=f"retrain:{model}:{stored.version}", run_config=run_config,
                                           tags={"model": model, "model_version": stored.version}))
     return requests
+
+
+def _look_back(latest: str | None) -> str | None:
+    """Only the recent verdicts matter, and a tick must stay well inside Dagster's 60 s for any fleet."""
+    return (date.fromisoformat(latest) - timedelta(days=HISTORY_DAYS)).isoformat() if latest else None
 
 
 def _persisting_problem(verdicts: list[dict], after_windows: int) -> list[dict]:
