@@ -22,6 +22,7 @@ PROJECT = Path(__file__).resolve().parent.parent   # workspace.yaml and dagster.
 def demo_environment(home: Path) -> dict[str, str]:
     """The environment variables the code location reads, pointing into `home`."""
     return {
+        "WATCHKEEPER_SIGNING_KEY": demo_secret(home, "signing.key"),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "WATCHKEEPER_MLFLOW_URI": f"sqlite:///{home / 'mlflow.db'}",
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
@@ -33,6 +34,22 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_LOG_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
     }
+
+
+def demo_secret(home: Path, name: str) -> str:
+    """A key of this demo folder, made once (random, owner-only) and kept under `home/secrets`.
+
+    A deployment passes its keys in the environment; the demo keeps its own so that `make demo`
+    needs no setup and a rebuilt demo can still read what an earlier one signed.
+    """
+    import secrets
+
+    path = home / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def demo_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,10 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 WATCHKEEPER = [sys.executable, "-m", "cli.main"]
 
+# Stored detector state is signed (watchkeeper.security.signing); tests that do not build a demo
+# folder (which makes its own key) sign with this one. Subprocesses inherit it.
+os.environ.setdefault("WATCHKEEPER_SIGNING_KEY", "test-signing-key-" + "0" * 32)
+
 
 def service_available(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
