@@ -10,6 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,28 @@ def require_service(name: str, port: int) -> None:
     if os.environ.get("CI"):
         pytest.fail(message + " (CI must provide it; see .ci/run)")
     pytest.skip(message)
+
+
+POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database with a random name, dropped afterwards: tests
+    running at the same time on the shared server never see each other's tables."""
+    import sqlalchemy as sa
+
+    require_service("PostgreSQL", 5432)
+    name = f"watchkeeper_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -18,16 +19,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from conftest import require_service
+from conftest import postgres_database
 from watchkeeper.alerting.builder import FEATURE_KEYS, AlertBuildError, alert_links, build_alerts
-from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender, metadata
+from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.health import WindowEvidence, assess
 from watchkeeper.profile import fit_profile
 
-POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "alerting.yaml"
 NOON_UTC = 1_794_312_000.0          # 2026-11-10 12:00:00 UTC: outside the example's quiet hours
 
@@ -64,15 +64,19 @@ def alert(i: int = 0, severity: str = "warning", window: str = "2026-11-10", mod
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
+def database_url(request, tmp_path):
+    """A fresh database: a SQLite file, or a throw-away PostgreSQL database."""
     if request.param == "sqlite":
-        yield sa.create_engine(f"sqlite:///{tmp_path / 'monitoring.db'}")
+        yield f"sqlite:///{tmp_path / 'monitoring.db'}"
         return
-    require_service("PostgreSQL", 5432)
-    engine = sa.create_engine(POSTGRES_URL)
-    metadata.drop_all(engine)
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = sa.create_engine(database_url)
     yield engine
-    metadata.drop_all(engine)
     engine.dispose()
 
 
@@ -171,12 +175,13 @@ def test_a_failing_channel_is_paused_for_the_rest_of_the_pass(outbox, clock):
 
 def test_a_killed_senders_lease_expires_and_another_sender_delivers(outbox, clock):
     outbox.enqueue(alert(), ["slack"])
-    [claimed] = outbox.claim(10, outbox.now(), timedelta(seconds=60))    # then the process died
+    [claimed] = outbox.claim(10, timedelta(seconds=60))    # then the process died
     slack = Recorder("slack")
     s = sender(outbox, clock, slack)
     assert s.run_once().claimed == 0
     clock.t += 60
     assert s.run_once().delivered == 1
+    assert outbox.renew(claimed["lease_owner"], timedelta(seconds=60)) == set()   # nothing left to send
     assert not outbox.finish(claimed, status=DEAD)                       # the dead owner lost its lease
     assert outbox.counts() == {PENDING: 0, DELIVERED: 1, DEAD: 0}
 
@@ -193,6 +198,59 @@ def test_two_concurrent_senders_never_send_the_same_row(outbox, clock):
         t.join()
     assert len(slack.sent) == 300 and max(Counter(slack.sent).values()) == 1
     assert outbox.counts()[DELIVERED] == 300
+
+
+# --- leases on the database's clock: no sender's clock can make two senders hold one row --------
+
+class SlowRecorder(Recorder):
+    """A channel whose every send takes `seconds` of real time."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    def send(self, alert: AlertRecord) -> Delivery:
+        time.sleep(self.seconds)
+        return super().send(alert)
+
+
+def run_concurrently(*senders: Sender, limit: int = 10_000) -> None:
+    threads = [threading.Thread(target=s.run_once, args=(limit,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_a_sender_whose_clock_runs_ahead_by_more_than_the_lease_sends_nothing_twice(database_url):
+    """Each sender is its own Outbox on its own engine, as separate processes would be; one's
+    clock is 10 s ahead, ten leases long. Before leases used the database's clock, it took over
+    the honest sender's rows in flight and about half of the alerts went out twice."""
+    producer = Outbox(database_url)
+    for i in range(200):
+        producer.enqueue(alert(i), ["slack"])
+    slack = SlowRecorder("slack", 0.002)
+    honest = Sender(Outbox(database_url), {"slack": slack}, lease_seconds=1.0, batch_size=10)
+    ahead = Sender(Outbox(database_url), {"slack": slack}, clock=lambda: time.time() + 10.0,
+                   lease_seconds=1.0, batch_size=10)
+    run_concurrently(honest, ahead)
+    assert sorted(Counter(slack.sent).values()) == [1] * 200           # every alert, once
+    assert producer.counts() == {PENDING: 0, DELIVERED: 200, DEAD: 0}
+
+
+def test_a_batch_slower_than_its_lease_sends_nothing_twice(database_url):
+    """A batch of ten 0.15 s sends takes three 0.5 s leases; the other sender claims one row at a
+    time, the oldest due first, so it takes over the batch's rows as soon as their first lease
+    runs out. Each row's lease is renewed just before its send and the row is sent only if it is
+    still the sender's, so none is sent by both."""
+    producer = Outbox(database_url)
+    for i in range(40):
+        producer.enqueue(alert(i), ["slack"])
+    slack = SlowRecorder("slack", 0.15)
+    run_concurrently(*(Sender(Outbox(database_url), {"slack": slack}, lease_seconds=0.5, batch_size=size)
+                       for size in (10, 1)))
+    assert sorted(Counter(slack.sent).values()) == [1] * 40
+    assert producer.counts() == {PENDING: 0, DELIVERED: 40, DEAD: 0}
 
 
 def test_a_pass_claims_no_new_batch_after_its_budget(outbox, clock):

@@ -6,6 +6,12 @@ twice is a no-op), in the monitoring store's database. A `Sender` later claims d
 lease, sends them, and marks each delivered, retried (exponential backoff with jitter, or the
 service's Retry-After) or dead (a permanent error, or too many attempts) with the error.
 
+Every time the outbox stores or compares (lease expiry, due times, channel pauses) is read from
+the database's clock (`now()` on PostgreSQL; on SQLite, the clock of the host its writers share),
+never from a sender's: a sender whose clock runs ahead cannot see another's lease as expired.
+A sender renews its batch's lease once half of it has passed and sends only the rows it still
+holds, so a slow batch cannot outlive its claim: a lease has to cover one send, not a batch.
+
 A sender killed between sending and marking leaves its rows leased; when the lease expires
 another sender (or the restarted one) sends them again, and the channel's idempotency by
 fingerprint turns that second send into an update. Delivery is at least once from the outbox,
@@ -91,7 +97,10 @@ class Problem:
 class Outbox:
     """Persisted notifications and problem history, on the monitoring store's engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] | None = None) -> None:
+        """`clock` (seconds since the epoch) stands in for the database's clock, and for this
+        process's; tests use it to let time pass. Left out, leases, due times and pauses are timed
+        by the database's own clock."""
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
         if self.engine.dialect.name not in INSERT:
             raise ValueError(f"outbox: unsupported database {self.engine.dialect.name!r} (sqlite or postgresql)")
@@ -100,7 +109,25 @@ class Outbox:
         metadata.create_all(self.engine)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), timezone.utc)
+        """This process's current time, in UTC: the problem history's times (first seen, resolved)."""
+        return datetime.fromtimestamp((self.clock or time.time)(), timezone.utc)
+
+    def database_now(self) -> datetime:
+        """The database's current time, in UTC: what leases, due times and pauses are timed by."""
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(sa.select(self._at(0.0))).scalar_one())
+
+    def _at(self, seconds: float) -> sa.ColumnElement:
+        """The database's time `seconds` from now, as SQL that the database evaluates in the
+        statement itself (PostgreSQL: the transaction's start; SQLite: the host's clock)."""
+        if self.clock is not None:
+            return sa.literal(self.now() + timedelta(seconds=seconds), sa.DateTime(timezone=True))
+        if self.engine.dialect.name == "postgresql":
+            return sa.func.now() + timedelta(seconds=seconds)
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds", type_=sa.DateTime(timezone=True))
+
+    def _greatest(self, *values: sa.ColumnElement) -> sa.ColumnElement:
+        return (sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max)(*values)  # SQLite's scalar max
 
     def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None) -> int:
         """Queue `alert` for each channel; returns how many rows are new (an existing
@@ -176,37 +203,60 @@ class Outbox:
         if channel is not None:
             query = query.where(outbox.c.channel == channel)
         with self.engine.begin() as conn:
-            return conn.execute(query.values(status=PENDING, attempts=0, next_attempt_at=self.now())).rowcount
+            return conn.execute(query.values(status=PENDING, attempts=0, next_attempt_at=self._at(0.0))).rowcount
 
-    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[dict]:
-        """Lease up to `limit` rows due at `now` (oldest first, paused channels skipped) to a new
-        owner, atomically: one UPDATE whose WHERE re-checks that each row is still free, so two
-        senders never hold the same row."""
-        c, owner = outbox.c, uuid.uuid4().hex
+    def claim(self, limit: int, lease: timedelta) -> list[dict]:
+        """Lease up to `limit` rows due now (oldest first, paused channels skipped) to a new owner
+        for `lease`, atomically: one UPDATE whose WHERE re-checks that each row is still free, so
+        two senders never hold the same row."""
+        c, owner, now = outbox.c, uuid.uuid4().hex, self._at(0.0)
         paused = sa.select(channel_pauses.c.channel).where(channel_pauses.c.until > now)
         due = sa.and_(c.status == PENDING, c.next_attempt_at <= now, c.channel.not_in(paused),
                       sa.or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now))
         candidates = sa.select(c.id).where(due).order_by(c.next_attempt_at, c.id).limit(limit)
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(c.id.in_(candidates.scalar_subquery()), due)
-                         .values(lease_owner=owner, lease_expires_at=now + lease))
+                         .values(lease_owner=owner, lease_expires_at=self._at(lease.total_seconds())))
             claimed = conn.execute(sa.select(outbox).where(c.lease_owner == owner).order_by(c.id))
             return [dict(r) for r in claimed.mappings()]
 
-    def finish(self, row: dict, **values) -> bool:
-        """Update a claimed row and release its lease; False when the lease was lost meanwhile."""
+    def renew(self, owner: str, lease: timedelta) -> set[int]:
+        """Extend to `lease` from now the lease of every unsent row `owner` still holds; their ids.
+
+        A row missing from the answer was taken over by another sender after its lease ran out,
+        or released by a channel pause: its claimer must not send it. A row still held by its
+        claimer is held by nobody else, even if its first lease ran out meanwhile.
+        """
+        c = outbox.c
+        query = (outbox.update().where(c.lease_owner == owner, c.status == PENDING)
+                 .values(lease_expires_at=self._at(lease.total_seconds())).returning(c.id))
+        with self.engine.begin() as conn:
+            return set(conn.execute(query).scalars())
+
+    def finish(self, row: dict, retry_in: float | None = None, **values) -> bool:
+        """Update a claimed row and release its lease; False when the lease was lost meanwhile.
+
+        retry_in: seconds from now until the row's next attempt. A row finished as delivered is
+        stamped `delivered_at` now (both on the database's clock).
+        """
+        if retry_in is not None:
+            values["next_attempt_at"] = self._at(retry_in)
+        if values.get("status") == DELIVERED:
+            values["delivered_at"] = self._at(0.0)
         query = (outbox.update().where(outbox.c.id == row["id"], outbox.c.lease_owner == row["lease_owner"])
                  .values(lease_owner=None, lease_expires_at=None, **values))
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
-    def pause_channel(self, channel: str, until: datetime, owner: str) -> int:
-        """No sender claims `channel` before `until`; `owner`'s unsent rows of it are released.
-        Returns how many rows were released (no attempt is counted for them)."""
+    def pause_channel(self, channel: str, seconds: float, owner: str | None = None) -> int:
+        """No sender claims `channel` for `seconds` from now; `owner`'s unsent rows of it are
+        released. Returns how many rows were released (no attempt is counted for them)."""
+        until, c = self._at(seconds), outbox.c
         insert = INSERT[self.engine.dialect.name](channel_pauses).values(channel=channel, until=until)
-        c = outbox.c
         with self.engine.begin() as conn:
             conn.execute(insert.on_conflict_do_update(index_elements=["channel"], set_={"until": until}))
+            if owner is None:
+                return 0
             return conn.execute(outbox.update().where(c.lease_owner == owner, c.channel == channel, c.status == PENDING)
                                 .values(lease_owner=None, lease_expires_at=None)).rowcount
 
@@ -214,9 +264,8 @@ class Outbox:
         """When the earliest pending row can next be claimed (its retry time, lease and channel
         pause all past), or None when nothing is pending."""
         c, p = outbox.c, channel_pauses.c
-        greatest = sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max   # SQLite's scalar max
-        ready = greatest(c.next_attempt_at, sa.func.coalesce(c.lease_expires_at, c.next_attempt_at),
-                         sa.func.coalesce(p.until, c.next_attempt_at))
+        ready = self._greatest(c.next_attempt_at, sa.func.coalesce(c.lease_expires_at, c.next_attempt_at),
+                               sa.func.coalesce(p.until, c.next_attempt_at))
         query = (sa.select(sa.func.min(ready)).select_from(outbox.outerjoin(channel_pauses, c.channel == p.channel))
                  .where(c.status == PENDING))
         with self.engine.connect() as conn:
@@ -224,13 +273,16 @@ class Outbox:
         return _aware(at) if at is not None else None
 
     def _insert(self, conn: sa.Connection, alert: AlertRecord, channel: str, not_before: datetime | None) -> int:
-        now = self.now()
+        """Queue one row, due now on the database's clock, or at `not_before` if that is later."""
+        due = self._at(0.0)
+        if not_before is not None:
+            due = self._greatest(due, sa.literal(not_before.astimezone(timezone.utc), sa.DateTime(timezone=True)))
         insert = INSERT[self.engine.dialect.name](outbox).on_conflict_do_nothing(
             index_elements=["fingerprint", "channel", "occurrence"])
         return conn.execute(insert.values(
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
-            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=now,
-            next_attempt_at=max(now, (not_before or now).astimezone(timezone.utc)))).rowcount
+            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
+            next_attempt_at=due)).rowcount
 
     @staticmethod
     def _last_sent(conn: sa.Connection, fingerprint: str) -> dict[str, datetime]:
@@ -309,14 +361,19 @@ class Sender:
     base_delay, max_delay: the backoff before attempt n+1 is base_delay * 2**(n-1), capped at
         max_delay, times a jitter factor in [0.5, 1] so retries of many rows spread out; a
         Retry-After from the service replaces it.
-    lease_seconds: how long a claim holds a row; must exceed batch_size x the channels' timeout,
-        and is how long rows of a killed sender wait before someone sends them again.
+    lease_seconds: how long a claim holds a row, on the database's clock. Once half of it has
+        passed, the sender renews its batch's lease before the next send and skips the rows it no
+        longer holds, so a batch may take any time, but one send must end within half a lease
+        (lease_seconds > 2 x the channels' timeout). It is also how long rows of a killed sender
+        wait before someone sends them again.
+    clock, sleep: this sender's clock only measures durations (the budget of a pass, the timeout
+        of `drain`); no time it stores or compares comes from it.
     pause_after: consecutive failures of one channel after which no sender claims its rows for a
         backoff that grows with each further failure (the rows keep their place and no attempt is
         counted): an outage costs one request per backoff step, not one timeout per queued alert.
     """
 
-    def __init__(self, outbox: Outbox, channels: Mapping[str, Channel], clock: Callable[[], float] = time.time,
+    def __init__(self, outbox: Outbox, channels: Mapping[str, Channel], clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 20, base_delay: float = 2.0,
                  max_delay: float = 900.0, lease_seconds: float = 120.0, batch_size: int = 20,
                  pause_after: int = 5, seed: int | None = None) -> None:
@@ -327,7 +384,7 @@ class Sender:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.lease_seconds = lease_seconds
+        self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
         self.pause_after = pause_after
         self.seed = seed
@@ -341,15 +398,14 @@ class Sender:
     def run_once(self, limit: int = 100, budget: float | None = None) -> DeliveryStats:
         """Claim and deliver up to `limit` due rows, in batches, claiming no new batch after
         `budget` seconds (a Dagster sensor tick must end within 60 s); returns what happened."""
-        stats, paused, start = DeliveryStats(), {}, self.clock()
+        stats, start = DeliveryStats(), self.clock()
         while stats.claimed < limit and (budget is None or self.clock() - start < budget):
-            rows = self.outbox.claim(min(self.batch_size, limit - stats.claimed), self._now(),
-                                     timedelta(seconds=self.lease_seconds))
+            claimed_at = self.clock()
+            rows = self.outbox.claim(min(self.batch_size, limit - stats.claimed), self.lease)
             if not rows:
                 break
             stats.claimed += len(rows)
-            for row in rows:
-                stats += self._deliver(row, paused)
+            stats += self._deliver_batch(rows, claimed_at)
         return stats
 
     def drain(self, timeout: float | None = None, poll: float = 1.0) -> DeliveryStats:
@@ -360,55 +416,71 @@ class Sender:
             due = self.outbox.next_due()
             if due is None:
                 break
-            wait = min(poll, max(0.0, due.timestamp() - self.clock()))
+            wait = min(poll, max(0.0, (due - self.outbox.database_now()).total_seconds()))
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - self.clock()))
             self.sleep(wait)
         return stats
 
-    def _deliver(self, row: dict, paused: dict[str, str]) -> DeliveryStats:
-        """Send one claimed row and record the outcome; `paused` maps a channel paused in this
-        pass to the batch it was paused in."""
+    def _deliver_batch(self, rows: list[dict], claimed_at: float) -> DeliveryStats:
+        """Send a claimed batch in order, each row only while this sender holds it with at least half
+        a lease left.
+
+        The lease ends no earlier than `claimed_at` (read before the claim) plus a lease, whatever
+        either clock says, as both run at the same rate. Past half of it, the batch's lease is
+        renewed before the next send and rows no longer held (taken over meanwhile) are skipped;
+        rows of a channel paused by this batch were released by the pause and are skipped too.
+        """
+        stats, held, held_since = DeliveryStats(), {row["id"] for row in rows}, claimed_at
+        for row in rows:
+            if self.clock() - held_since >= self.lease.total_seconds() / 2:
+                held_since = self.clock()
+                held = self.outbox.renew(row["lease_owner"], self.lease)
+            if row["id"] not in held:
+                continue
+            outcome = self._deliver(row)
+            if outcome.deferred:
+                held -= {other["id"] for other in rows if other["channel"] == row["channel"]}
+            stats += outcome
+        return stats
+
+    def _deliver(self, row: dict) -> DeliveryStats:
+        """Send one claimed row and record the outcome."""
         name = row["channel"]
-        if paused.get(name) == row["lease_owner"]:    # released when its channel was paused in this batch
-            return DeliveryStats()
-        paused.pop(name, None)                         # a later batch claimed it: that pause is over
         channel = self.channels.get(name)
         if channel is None:
-            return self._fail(row, f"no channel named {name!r} in this sender", paused, permanent=True)
+            return self._fail(row, f"no channel named {name!r} in this sender", permanent=True)
         try:
-            delivery = channel.send(AlertRecord.from_dict(json.loads(row["payload_json"])))
+            alert = AlertRecord.from_dict(json.loads(row["payload_json"]))
+        except (ValueError, TypeError) as e:           # retrying cannot repair a row: dead, with why
+            return self._fail(row, f"unreadable payload ({type(e).__name__}: {e})", permanent=True)
+        try:
+            delivery = channel.send(alert)
         except ChannelError as e:
-            return self._fail(row, str(e), paused, e.permanent, e.retry_after)
+            return self._fail(row, str(e), e.permanent, e.retry_after)
         except Exception as e:  # a bug or an unwrapped client error: retried and recorded, never lost.
             # Only its type is kept: a client library's message can carry a URL or header with a secret.
-            return self._fail(row, f"{type(e).__name__} raised by channel {name!r} (not a ChannelError)", paused)
+            return self._fail(row, f"{type(e).__name__} raised by channel {name!r} (not a ChannelError)")
         self.outbox.finish(row, status=DELIVERED, attempts=row["attempts"] + 1, external_id=delivery.external_id,
-                           delivered_at=self._now(), last_error=None)
+                           last_error=None)
         self.failures_[name] = 0
         return DeliveryStats(delivered=1)
 
-    def _fail(self, row: dict, error: str, paused: dict[str, str],
-              permanent: bool = False, retry_after: float | None = None) -> DeliveryStats:
+    def _fail(self, row: dict, error: str, permanent: bool = False,
+              retry_after: float | None = None) -> DeliveryStats:
         attempts = row["attempts"] + 1
         if permanent or attempts >= self.max_attempts:
             reason = error if permanent else f"gave up after {attempts} attempts: {error}"
             self.outbox.finish(row, status=DEAD, attempts=attempts, last_error=reason[:2000])
             return DeliveryStats(dead=1)
         delay = retry_after if retry_after is not None else self.backoff(attempts)
-        now = self._now()
-        retry_at = now + timedelta(seconds=delay)
-        self.outbox.finish(row, attempts=attempts, next_attempt_at=retry_at, last_error=error[:2000])
+        self.outbox.finish(row, retry_in=delay, attempts=attempts, last_error=error[:2000])
         name = row["channel"]
         self.failures_[name] += 1
         if self.failures_[name] < self.pause_after:
             return DeliveryStats(retried=1)
-        until = now + timedelta(seconds=self.backoff(self.failures_[name] - self.pause_after + 1))
-        paused[name] = row["lease_owner"]
-        return DeliveryStats(retried=1, deferred=self.outbox.pause_channel(name, until, row["lease_owner"]))
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), timezone.utc)
+        pause = self.backoff(self.failures_[name] - self.pause_after + 1)
+        return DeliveryStats(retried=1, deferred=self.outbox.pause_channel(name, pause, row["lease_owner"]))
 
 
 def _use_wal(engine: sa.Engine) -> None:
