@@ -255,3 +255,136 @@ def test_model_names_that_cannot_be_partition_keys_or_folders_are_refused():
                                                             "x" * 201)}
     assert all(problems.values()), problems
 
+
+# --- the other sensors: one bad item is skipped and reported, the rest proceed --------------------
+
+def evaluate_sensor(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None = None,
+                    **resources) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
+                                 resources=resources) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_registry_entries_that_cannot_be_monitored_are_skipped_and_the_others_profiled(tmp_path, instance):
+    from mlflow import MlflowClient
+
+    from resources import MlflowRegistryResource
+    from sensors.registry import registry_sensor
+    from watchkeeper.registry import MONITORED_TAG, TASK_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def register(name: str, tags: dict | None = None, versions: int = 1) -> None:
+        client.create_registered_model(name, tags=tags)
+        for _ in range(versions):
+            version = client.create_model_version(name, source=str(tmp_path / "model")).version
+        if versions and not tags:
+            client.set_registered_model_alias(name, "champion", version)
+
+    register("churn eu")
+    register("prices", tags={MONITORED_TAG: "true", TASK_TAG: "regression"}, versions=2)
+    register("usd...eur")                                          # no partition key can hold it
+    register("unborn", tags={MONITORED_TAG: "true"}, versions=0)
+    register("clusters", tags={MONITORED_TAG: "true", TASK_TAG: "clustering"})
+    register("unwatched", tags={"team": "x"})                      # neither alias nor tag: not monitored
+
+    registry = MlflowRegistryResource(tracking_uri=uri)
+    first = evaluate_sensor(registry_sensor, instance, mlflow_registry=registry)
+    assert [(r.partition_key, r.run_key) for r in first.run_requests] == [("churn eu", "churn eu:1"),
+                                                                        ("prices", "prices:2")]
+    assert [list(r.partition_keys) for r in first.dynamic_partitions_requests] == [["churn eu", "prices"]]
+    [observation] = first.asset_events
+    assert observation.asset_key == dg.AssetKey("reference_profile")
+    assert observation.metadata["skipped_models"].value == 3
+    assert skipped(observation.metadata) == {
+        "usd...eur": "its name contains '...' (not allowed in a Dagster partition key)",
+        "unborn": "it is tagged to be monitored but has no version",
+        "clusters": "unknown task 'clustering' in tag watchkeeper.task (one of binary, multiclass, regression)"}
+
+    instance.add_dynamic_partitions("models", ["churn eu", "prices"])
+    again = evaluate_sensor(registry_sensor, instance, first.cursor, mlflow_registry=registry)
+    assert again.run_requests == [] and again.asset_events == []
+    assert again.skip_message.startswith("no champion changed; skipped 3 registered models: 'clusters': unknown task")
+
+
+def test_a_model_whose_verdicts_cannot_be_read_does_not_stop_retraining_the_others(tmp_path, instance):
+
+    from resources import MonitoringConfigResource, MonitoringStoreResource
+    from sensors.retraining import retraining_sensor
+    from watchkeeper.store import MonitoringStore, health
+
+    url = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    store = MonitoringStore(url)
+    for model in ("churn", "fraud", "prices"):
+        store.put_profile(model, "1", "binary", {}, {})
+        for day in (D1, D2, D3):
+            store.put_health(model, day, "1", "drifted", [{"signal": "data_drift", "detail": "x"}])
+    with store.engine.begin() as conn:
+        conn.execute(health.update().where(health.c.model == "fraud", health.c.window == D2)
+                     .values(reasons_json="{truncated"))
+    for day in (D1, D2, D3):
+        store.put_health("prices", day, "1", "drifted", [{"detail": "a reason without its signal"}])
+
+    result = evaluate_sensor(retraining_sensor, instance, monitoring_store=MonitoringStoreResource(url=url),
+                             monitoring_config=MonitoringConfigResource(path="deploy/monitoring.yaml"))
+    assert [r.run_key for r in result.run_requests] == ["retrain:churn:1"]
+    assert result.run_requests[0].run_config["ops"]["retrain_model_op"]["config"]["windows"] == [D1, D2, D3]
+    assert result.skip_message is None
+
+    store.put_health("churn", D3, "1", "ok", [])
+    quiet = evaluate_sensor(retraining_sensor, instance, monitoring_store=MonitoringStoreResource(url=url),
+                            monitoring_config=MonitoringConfigResource(path="deploy/monitoring.yaml"))
+    assert quiet.run_requests == []
+    assert quiet.skip_message == (
+        "no problem has persisted long enough; skipped 2 models: 'fraud': its verdicts cannot be read "
+        "(JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+        "'prices': its verdicts cannot be read (KeyError: 'signal')")
+
+
+def test_flagged_names_that_are_not_monitored_models_are_skipped(instance):
+    from monitoring_assets.health import model_health
+    from sensors.scorecard import scorecard_sensor
+
+    instance.add_dynamic_partitions("models", ["churn", "fraud"])
+    flagged = dg.MetadataValue.json(["churn", "ghost", "fraud"])
+    instance.report_runless_asset_event(dg.AssetMaterialization(model_health.key, partition=D1,
+                                                                metadata={"flagged_models": flagged}))
+    result = evaluate_sensor(scorecard_sensor, instance)
+    assert [r.partition_key for r in result.run_requests] == ["churn", "fraud"]   # a run for "ghost" fails the tick
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        model_health.key, partition=D2, metadata={"flagged_models": dg.MetadataValue.json(["ghost"])}))
+    later = evaluate_sensor(scorecard_sensor, instance, result.cursor)
+    assert later.run_requests == []
+    assert later.skip_message == "skipped 1 flagged models: 'ghost': not a monitored model (no partition of that name)"
+
+
+def test_delivery_goes_on_when_a_channel_or_the_policy_file_is_broken(tmp_path, instance, monkeypatch):
+    from resources import AlertingResource, MonitoringStoreResource
+    from sensors.alert_delivery import alert_delivery_sensor
+    from watchkeeper.alerting.outbox import DEAD, DELIVERED, Outbox
+    from watchkeeper.alerting.record import AlertRecord
+
+    url, policy = f"sqlite:///{tmp_path / 'monitoring.db'}", tmp_path / "alerting.yaml"
+    policy.write_text("version: 1\nchannels:\n  outbox: {type: outbox}\n"
+                      "  slack: {type: slack, channel_id: C1, base_url: 'https://127.0.0.1:9/api/'}\n"
+                      "routes: [{to: [outbox, slack]}]\n")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)        # the Slack channel's secret is missing
+    outbox = Outbox(url)
+    for i in range(3):
+        outbox.enqueue(AlertRecord(fingerprint=f"m:1:data_drift:{i}", model="m", version="1", window=D1,
+                                   severity="warning", kind="data_drift", title="t", summary="s"), ["outbox", "slack"])
+    resources = {"monitoring_store": MonitoringStoreResource(url=url)}
+
+    broken_file = tmp_path / "missing.yaml"
+    skipped_tick = evaluate_sensor(alert_delivery_sensor, instance, **resources,
+                                   alerting=AlertingResource(policy_path=str(broken_file)))
+    assert skipped_tick.skip_message.startswith("nothing sent: the alerting policy cannot be used: ")
+    assert outbox.counts() == {"pending": 6, "delivered": 0, "dead": 0}     # waiting, not lost
+
+    tick = evaluate_sensor(alert_delivery_sensor, instance, **resources,
+                           alerting=AlertingResource(policy_path=str(policy)))
+    assert tick.skip_message.startswith("delivered 3, retrying 0, dead 3, escalations queued 0")
+    status = {(r["channel"], r["status"], r["last_error"]) for r in outbox.rows()}
+    assert status == {("outbox", DELIVERED, None),
+                      ("slack", DEAD, "Slack: environment variable SLACK_BOT_TOKEN is not set")}

@@ -127,7 +127,8 @@ class Outbox:
         return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds", type_=sa.DateTime(timezone=True))
 
     def _greatest(self, *values: sa.ColumnElement) -> sa.ColumnElement:
-        return (sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max)(*values)  # SQLite's scalar max
+        """The latest of `values` (SQLite's scalar max() of two or more arguments)."""
+        return (sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max)(*values)
 
     def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None) -> int:
         """Queue `alert` for each channel; returns how many rows are new (an existing
