@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from conftest import postgres_database
 from watchkeeper.alerting.builder import FEATURE_KEYS, AlertBuildError, alert_links, build_alerts
 from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender
+from watchkeeper.alerting.outbox import outbox as outbox_table
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 from watchkeeper.drift import evaluate_drift
@@ -147,6 +148,18 @@ def test_permanent_errors_and_unknown_channels_are_dead_at_once_and_can_be_reque
                       "pagerduty": (DEAD, 1, "no channel named 'pagerduty' in this sender")}
     assert outbox.requeue_dead("jira") == 1
     assert s.run_once().delivered == 1 and jira.sent == ["churn-eu:3:data_drift:0"]
+
+
+def test_a_row_whose_payload_cannot_be_decoded_is_dead_and_the_others_are_sent(outbox, clock):
+    slack = Recorder("slack")
+    for i in range(3):
+        outbox.enqueue(alert(i), ["slack"])
+    with outbox.engine.begin() as conn:
+        conn.execute(outbox_table.update().where(outbox_table.c.id == 2).values(payload_json='{"fingerprint": '))
+    stats = sender(outbox, clock, slack).run_once()
+    assert (stats.delivered, stats.dead) == (2, 1) and slack.sent == [alert(0).fingerprint, alert(2).fingerprint]
+    [dead] = outbox.rows(DEAD)
+    assert dead["payload"] is None and dead["last_error"].startswith("unreadable payload (JSONDecodeError: ")
 
 
 def test_an_unexpected_exception_is_retried_and_recorded_without_its_message(outbox, clock):

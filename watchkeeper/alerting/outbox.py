@@ -184,14 +184,15 @@ class Outbox:
             return self._last_sent(conn, fingerprint)
 
     def rows(self, status: str | None = None) -> list[dict]:
-        """Outbox rows, oldest first (what the UI shows), payload decoded, times in UTC."""
+        """Outbox rows, oldest first (what the UI shows), payload decoded (None when it cannot be),
+        times in UTC."""
         query = sa.select(outbox).order_by(outbox.c.id)
         if status is not None:
             query = query.where(outbox.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [{**{k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()},
-                 "payload": json.loads(row["payload_json"])} for row in rows]
+                 "payload": _decoded(row["payload_json"])} for row in rows]
 
     def counts(self) -> dict[str, int]:
         query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
@@ -495,6 +496,13 @@ def _use_wal(engine: sa.Engine) -> None:
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def _decoded(payload: str) -> dict | None:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
 
 
 def _aware(at: datetime) -> datetime:
