@@ -343,17 +343,17 @@ def test_a_model_whose_verdicts_cannot_be_read_does_not_stop_retraining_the_othe
 
 
 def test_flagged_names_that_are_not_monitored_models_are_skipped(instance):
-    from monitoring_assets.health import model_health
+    from monitoring_assets.health import SPEC as HEALTH_SPEC
     from sensors.scorecard import scorecard_sensor
 
     instance.add_dynamic_partitions("models", ["churn", "fraud"])
     flagged = dg.MetadataValue.json(["churn", "ghost", "fraud"])
-    instance.report_runless_asset_event(dg.AssetMaterialization(model_health.key, partition=D1,
+    instance.report_runless_asset_event(dg.AssetMaterialization(HEALTH_SPEC.key, partition=D1,
                                                                 metadata={"flagged_models": flagged}))
     result = evaluate_sensor(scorecard_sensor, instance)
     assert [r.partition_key for r in result.run_requests] == ["churn", "fraud"]   # a run for "ghost" fails the tick
     instance.report_runless_asset_event(dg.AssetMaterialization(
-        model_health.key, partition=D2, metadata={"flagged_models": dg.MetadataValue.json(["ghost"])}))
+        HEALTH_SPEC.key, partition=D2, metadata={"flagged_models": dg.MetadataValue.json(["ghost"])}))
     later = evaluate_sensor(scorecard_sensor, instance, result.cursor)
     assert later.run_requests == []
     assert later.skip_message == "skipped 1 flagged models: 'ghost': not a monitored model (no partition of that name)"

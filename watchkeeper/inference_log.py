@@ -26,6 +26,7 @@ from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
+MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
 REQUIRED_COLUMNS = ("timestamp", "prediction_id", "prediction")
 SUFFIX = ".parquet"
 LINK_OUT = "a link out of the drop folder, or to nothing"
@@ -179,6 +180,16 @@ class InferenceLog:
         labels = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
         return labels.drop_duplicates("prediction_id", keep="last")
 
+    def read_labels_for(self, model: str, window: str, max_delay_days: int = MAX_LABEL_DELAY_DAYS) -> pd.DataFrame:
+        """The labels that can belong to one window's predictions: those that arrived on the
+        window's day or up to `max_delay_days` later (one row per prediction id, newest wins).
+        Reading only those files keeps a window's cost flat as the model's history grows."""
+        days = pd.date_range(window, periods=max_delay_days + 1, freq="D").strftime("%Y-%m-%d")
+        frames = [f for day in days if (f := self.read_arrivals(model, day)) is not None]
+        if not frames:
+            return pd.DataFrame({"prediction_id": pd.Series(dtype=str), "label": pd.Series(dtype=float)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates("prediction_id", keep="last")
+
     def read_arrivals(self, model: str, arrival_day: str) -> pd.DataFrame | None:
         """The labels that arrived on one day (the next elements of the model's error stream)."""
         path = self.root / LABELS / model / f"{arrival_day}.parquet"
@@ -219,9 +230,9 @@ class InferenceLog:
         frame.to_parquet(path, index=False)
         return path
 
-    def read_window(self, model: str, day: str) -> pd.DataFrame | None:
+    def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         path = self.root / WINDOWS / model / f"{day}.parquet"
-        return pd.read_parquet(path) if path.exists() else None
+        return pd.read_parquet(path, columns=columns) if path.exists() else None
 
 
 def window_problems(frame: pd.DataFrame, features: list[str], day: str) -> list[str]:

@@ -20,11 +20,13 @@ from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.performance import BINARY, TASKS
 
+from watchkeeper.reference import TARGET
+
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
 CHAMPION = "champion"
 TRAIN_ARTIFACT, VALIDATION_ARTIFACT = "reference/train.parquet", "reference/validation.parquet"
-REFERENCE_TARGET = "target"   # the label column of the reference frames
+REFERENCE_TARGET = TARGET   # the label column of the reference frames
 
 
 @dataclass(frozen=True)
