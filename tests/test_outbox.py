@@ -223,33 +223,36 @@ def run_concurrently(*senders: Sender, limit: int = 10_000) -> None:
 
 def test_a_sender_whose_clock_runs_ahead_by_more_than_the_lease_sends_nothing_twice(store_url):
     """Each sender is its own Outbox on its own engine, as separate processes would be; one's
-    clock is 10 s ahead, ten leases long. Before leases used the database's clock, it took over
-    the honest sender's rows in flight and about half of the alerts went out twice."""
+    clock is 30 s ahead, six leases long. Before leases used the database's clock, it took over
+    the other sender's rows in flight: 84 of 200 alerts went out twice on SQLite, 81 on PostgreSQL
+    (with a 1 s lease and a 10 s skew)."""
     producer = Outbox(store_url)
     for i in range(200):
         producer.enqueue(alert(i), ["slack"])
     slack = SlowRecorder("slack", 0.002)
-    honest = Sender(Outbox(store_url), {"slack": slack}, lease_seconds=1.0, batch_size=10)
-    ahead = Sender(Outbox(store_url), {"slack": slack}, clock=lambda: time.time() + 10.0,
-                   lease_seconds=1.0, batch_size=10)
+    honest = Sender(Outbox(store_url), {"slack": slack}, lease_seconds=5.0, batch_size=10)
+    ahead = Sender(Outbox(store_url), {"slack": slack}, clock=lambda: time.time() + 30.0,
+                   lease_seconds=5.0, batch_size=10)
     run_concurrently(honest, ahead)
     assert sorted(Counter(slack.sent).values()) == [1] * 200           # every alert, once
     assert producer.counts() == {PENDING: 0, DELIVERED: 200, DEAD: 0}
 
 
 def test_a_batch_slower_than_its_lease_sends_nothing_twice(store_url):
-    """A batch of ten 0.15 s sends takes three 0.5 s leases; the other sender claims one row at a
-    time, the oldest due first, so it takes over the batch's rows as soon as their first lease
-    runs out. Each row's lease is renewed just before its send and the row is sent only if it is
-    still the sender's, so none is sent by both."""
+    """A batch of twelve 0.4 s sends takes 4.8 s, more than its 4 s lease; the other sender claims
+    one row at a time, the oldest due first, and has twelve rows of its own to send meanwhile, so
+    it would take over the batch's last rows as soon as their lease ran out (it did, before). The
+    batch renews its lease at half-time and sends only the rows it still holds, so none is sent
+    by both. (A send must end within half a lease: 1.6 s to spare here, for a machine that stalls
+    a thread.)"""
     producer = Outbox(store_url)
-    for i in range(40):
+    for i in range(24):
         producer.enqueue(alert(i), ["slack"])
-    slack = SlowRecorder("slack", 0.15)
-    run_concurrently(*(Sender(Outbox(store_url), {"slack": slack}, lease_seconds=0.5, batch_size=size)
-                       for size in (10, 1)))
-    assert sorted(Counter(slack.sent).values()) == [1] * 40
-    assert producer.counts() == {PENDING: 0, DELIVERED: 40, DEAD: 0}
+    slack = SlowRecorder("slack", 0.4)
+    run_concurrently(*(Sender(Outbox(store_url), {"slack": slack}, lease_seconds=4.0, batch_size=size)
+                       for size in (12, 1)))
+    assert sorted(Counter(slack.sent).values()) == [1] * 24
+    assert producer.counts() == {PENDING: 0, DELIVERED: 24, DEAD: 0}
 
 
 def test_a_pass_claims_no_new_batch_after_its_budget(outbox, clock):

@@ -233,6 +233,16 @@ def test_run_keys_depend_only_on_their_days_files(drop, instance):
     assert tick() == []
 
 
+@pytest.mark.slow
+def test_after_the_demo_a_sensor_turned_on_launches_nothing_until_a_new_file_lands(broken_day):
+    """The demo replayed 14 days through the same sensor; turned on afterwards with no cursor, its
+    first tick asks only for runs that already ran, and the next day's files ask for their run."""
+    from conftest import BROKEN_DAY
+
+    assert broken_day.rerun_after_replay == 0
+    assert broken_day.runs == [f"evaluate_window[{BROKEN_DAY}]"]
+
+
 def test_matching_labels_pages_with_the_cursor_when_the_tick_runs_out_of_time(drop, instance, monkeypatch):
     for day in (D1, D2, D3, D4):
         drop.predictions("m1", day)
