@@ -1,0 +1,221 @@
+"""The schema of a saved reference profile, checked on every load.
+
+A profile decides what counts as drift, so a hand-edited or corrupted one (swapped kinds,
+negative counts, reversed quantiles, duplicate features) must never be used as if it were
+right: it would hide real drift silently. Loading happens in two steps:
+
+1. the shape, by msgspec: known keys only, the right JSON types (a bool is not a count),
+   counts >= 0, kinds from the known set, a version this code can read;
+2. the invariants between fields, per feature: numeric fields only on numeric features and
+   categories only on categorical ones, finite values, quantiles non-decreasing inside
+   [min, max], bin edges increasing with one more count than edges, counts that add up to
+   the feature's count, and count + missing = n_rows.
+
+Any failure is one ProfileError line naming the feature and the rule, e.g.
+``feature 'income': quantiles decrease at knot 17 (3.2 after 4.1)``.
+
+Versions: 1 (no ``schema_version`` key, no ``exact_values``) and 2 (the current one) load
+as they are: version 2 only added the optional ``exact_values``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from watchkeeper.profile import (
+    CATEGORICAL,
+    EXACT_VALUES_MAX,
+    MAX_CATEGORIES,
+    NUMERIC,
+    PSI_BINS,
+    QUANTILE_POINTS,
+    SCHEMA_VERSION,
+    FeatureProfile,
+    ProfileError,
+    ReferenceProfile,
+)
+
+Count = Annotated[int, msgspec.Meta(ge=0)]
+NUMERIC_FIELDS = ("mean", "m2", "min", "max", "quantiles", "bin_edges", "bin_counts")
+# Relative slack for "inside [min, max]": merged sketches interpolate, which can round one ulp out.
+RANGE_SLACK = 1e-9
+
+
+class FeatureRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One feature as saved (FeatureProfile's fields, typed)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    kind: Literal["numeric", "categorical"]
+    count: Count
+    missing: Count
+    mean: float | None = None
+    m2: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: list[float] | None = None
+    bin_edges: list[float] | None = None
+    bin_counts: list[Count] | None = None
+    categories: dict[str, Count] | None = None
+    exact_values: list[float] | None = None
+
+
+class ProfileRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A whole profile as saved; schema_version 1 when absent (profiles written before it existed)."""
+
+    schema_version: Annotated[int, msgspec.Meta(ge=1)] = 1
+    n_rows: Count
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    features: list[FeatureRecord]
+
+
+def decode_profile(data: Any) -> ReferenceProfile:
+    """A ReferenceProfile from its saved dict, or a one-line ProfileError."""
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise ProfileError(f"profile schema version {version} is newer than this Watchkeeper ({SCHEMA_VERSION})")
+    try:
+        record = msgspec.convert(data, ProfileRecord, strict=True)
+    except msgspec.ValidationError as error:
+        raise ProfileError(_located(str(error), data)) from None
+    features = [FeatureProfile(**msgspec.structs.asdict(f)) for f in record.features]
+    profile = ReferenceProfile({f.name: f for f in features}, record.n_rows, record.metadata)
+    _check_names([f.name for f in features])
+    check_profile(profile)
+    return profile
+
+
+def check_profile(profile: ReferenceProfile) -> None:
+    """Every invariant a profile from fit_profile or merge_profiles keeps; ProfileError on the first broken one."""
+    if not profile.features:
+        raise ProfileError("the profile has no features")
+    for name, feature in profile.features.items():
+        try:
+            _check_feature(feature, profile.n_rows)
+        except ProfileError as error:
+            raise ProfileError(f"feature {name!r}: {error}") from None
+
+
+def _check_names(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name.strip():
+            raise ProfileError(f"a feature has a blank name ({name!r})")
+        if name in seen:
+            raise ProfileError(f"feature {name!r} appears twice")
+        seen.add(name)
+
+
+def _check_feature(f: FeatureProfile, n_rows: int) -> None:
+    if f.count + f.missing != n_rows:
+        raise ProfileError(f"count + missing = {f.count + f.missing}, but the profile has n_rows = {n_rows}")
+    if f.kind == NUMERIC:
+        _check_numeric(f)
+    else:
+        _check_categorical(f)
+
+
+def _check_categorical(f: FeatureProfile) -> None:
+    present = [key for key in (*NUMERIC_FIELDS, "exact_values") if getattr(f, key) is not None]
+    if present:
+        raise ProfileError(f"a categorical feature has numeric fields ({', '.join(present)})")
+    if f.categories is None:
+        raise ProfileError("a categorical feature needs categories (an empty mapping when it has no values)")
+    if len(f.categories) > MAX_CATEGORIES + 1:
+        raise ProfileError(f"{len(f.categories)} categories, more than the {MAX_CATEGORIES} kept plus the tail")
+    if sum(f.categories.values()) != f.count:
+        raise ProfileError(f"category counts add up to {sum(f.categories.values())}, not to count = {f.count}")
+
+
+def _check_numeric(f: FeatureProfile) -> None:
+    if f.categories is not None:
+        raise ProfileError("a numeric feature has categories")
+    if f.count == 0:
+        present = [key for key in (*NUMERIC_FIELDS, "exact_values") if getattr(f, key) is not None]
+        if present:
+            raise ProfileError(f"count is 0 but it has {', '.join(present)}")
+        return
+    absent = [key for key in NUMERIC_FIELDS if getattr(f, key) is None]
+    if absent:
+        raise ProfileError(f"count is {f.count} but {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing")
+    for key in ("mean", "m2", "min", "max"):
+        if not math.isfinite(getattr(f, key)):
+            raise ProfileError(f"{key} is {getattr(f, key)}, not a finite number")
+    if f.m2 < 0:
+        raise ProfileError(f"m2 (the sum of squared deviations) is negative ({f.m2})")
+    if f.min > f.max:
+        raise ProfileError(f"min {f.min} is above max {f.max}")
+    inside = _inside(f.min, f.max)
+    if not inside(f.mean):
+        raise ProfileError(f"mean {f.mean} lies outside [min, max] = [{f.min}, {f.max}]")
+    _check_quantiles(f, inside)
+    _check_bins(f, inside)
+    if f.exact_values is not None:
+        _check_exact_values(f, inside)
+
+
+def _check_quantiles(f: FeatureProfile, inside) -> None:
+    q = f.quantiles
+    if len(q) != QUANTILE_POINTS:
+        raise ProfileError(f"{len(q)} quantiles, expected {QUANTILE_POINTS}")
+    _finite_ordered("quantiles", q, strict=False)
+    outside = next((x for x in q if not inside(x)), None)
+    if outside is not None:
+        raise ProfileError(f"quantile {outside} lies outside [min, max] = [{f.min}, {f.max}]")
+
+
+def _check_bins(f: FeatureProfile, inside) -> None:
+    edges, counts = f.bin_edges, f.bin_counts
+    if not 1 <= len(edges) <= PSI_BINS - 1:
+        raise ProfileError(f"{len(edges)} bin edges, expected 1 to {PSI_BINS - 1}")
+    _finite_ordered("bin_edges", edges, strict=True)
+    outside = next((x for x in edges if not inside(x)), None)
+    if outside is not None:
+        raise ProfileError(f"bin edge {outside} lies outside [min, max] = [{f.min}, {f.max}]")
+    if len(counts) != len(edges) + 1:
+        raise ProfileError(f"{len(counts)} bin_counts for {len(edges)} bin_edges (expected one more count than edges)")
+    if sum(counts) != f.count:
+        raise ProfileError(f"bin_counts add up to {sum(counts)}, not to count = {f.count}")
+
+
+def _check_exact_values(f: FeatureProfile, inside) -> None:
+    values = f.exact_values
+    if len(values) != f.count or f.count > EXACT_VALUES_MAX:
+        raise ProfileError(f"{len(values)} exact_values for count = {f.count} (kept only up to {EXACT_VALUES_MAX})")
+    _finite_ordered("exact_values", values, strict=False)
+    if not (inside(values[0]) and inside(values[-1])):
+        raise ProfileError(f"exact_values lie outside [min, max] = [{f.min}, {f.max}]")
+
+
+def _finite_ordered(key: str, values: list[float], strict: bool) -> None:
+    for i, x in enumerate(values):
+        if not math.isfinite(x):
+            raise ProfileError(f"{key}[{i}] is {x}, not a finite number")
+        if i and (x <= values[i - 1] if strict else x < values[i - 1]):
+            rule = "increase strictly" if strict else "never decrease"
+            raise ProfileError(f"{key} must {rule}: {key}[{i}] = {x} after {values[i - 1]}")
+
+
+def _inside(low: float, high: float):
+    """A test for 'x lies in [low, high]' with a relative slack for interpolation rounding."""
+    slack = RANGE_SLACK * max(abs(low), abs(high), 1e-300)
+    return lambda x: low - slack <= x <= high + slack
+
+
+def _located(message: str, data: Mapping) -> str:
+    """msgspec's '... - at `$.features[3].count`' as 'feature 'x': ... (at count)'."""
+    text, _, where = message.partition(" - at `")
+    where = where.rstrip("`").removeprefix("$").lstrip(".")
+    match = re.fullmatch(r"features\[(\d+)\]\.?(.*)", where)
+    if match is None:
+        return f"{text} (at {where})" if where else text
+    entry = data["features"][int(match[1])]
+    name = entry.get("name") if isinstance(entry, Mapping) else None
+    who = f"feature {name!r}" if isinstance(name, str) and name else f"features[{match[1]}]"
+    return f"{who}: {text}" + (f" (at {match[2]})" if match[2] else "")
