@@ -13,6 +13,7 @@ workflow URL is itself the credential; jira's JIRAError prints the request heade
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import urllib.error
 from collections.abc import Iterator
@@ -70,7 +71,10 @@ def error_for_status(service: str, status: int, retry_after: str | None = None, 
 
 
 def error_for_exception(service: str, exc: BaseException) -> ChannelError | None:
-    """The ChannelError for a transport failure, or None when `exc` is not one (a bug: let it raise)."""
+    """The ChannelError for a transport failure or an answer that is not JSON, or None when `exc` is
+    neither (a bug: let it raise)."""
+    if isinstance(exc, json.JSONDecodeError):   # e.g. a proxy's HTML page with HTTP 200: the service may recover
+        return ChannelError(f"{service}: unexpected answer (not JSON)")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema)):
         return ChannelError(f"{service}: malformed URL ({type(exc).__name__})", permanent=True)
