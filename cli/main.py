@@ -50,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     add_config_parser(commands)
 
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exit_:   # --help, or a bad argument already reported in one line
         return exit_.code if isinstance(exit_.code, int) else 2
+    if extra:   # argparse would report these from the top parser, without the command's name
+        return _fail(args, f"unrecognized arguments: {' '.join(extra)} (see {_prog(args)} --help)")
     try:
         if args.command == "demo":
             from cli.demo import demo_command
@@ -72,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         from cli.drift import drift_command, profile_command
         return drift_command(args) if args.command == "drift" else profile_command(args)
     except CommandError as error:
-        print(f"watchkeeper {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        return _fail(args, str(error))
+
+
+def _prog(args) -> str:
+    """The command as typed: `watchkeeper drift`, `watchkeeper config validate`."""
+    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, "config_command", None)])])
+
+
+def _fail(args, message: str) -> int:
+    print(f"{_prog(args)}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 class CommandError(Exception):
