@@ -62,7 +62,8 @@ def parse_retry_after(value: str | None) -> float | None:
 def error_for_status(service: str, status: int, retry_after: str | None = None, detail: str = "",
                      secrets: tuple[str, ...] = ()) -> ChannelError:
     """The ChannelError for an HTTP error status; `detail` is the service's short error text."""
-    suffix = f": {redact(detail, secrets)[:DETAIL_CHARS]}" if detail else ""
+    shown = " ".join(redact(detail, secrets).split())[:DETAIL_CHARS]   # one line, however the service answered
+    suffix = f": {shown}" if shown else ""
     if status == 429:
         return ChannelError(f"{service}: rate limited (HTTP 429){suffix}", retry_after=parse_retry_after(retry_after))
     if status >= 500 or status == 408:

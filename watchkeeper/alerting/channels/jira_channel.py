@@ -99,7 +99,11 @@ class JiraChannel:
         """A client per send: the token is read at send time. Construction calls serverInfo,
         which tells Cloud (search/jql) from Data Center (search)."""
         auth = {"basic_auth": (self.user, token)} if self.user else {"token_auth": token}
-        return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False}, **auth)
+        try:
+            return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False},
+                        **auth)
+        except (KeyError, TypeError, AttributeError) as exc:   # the client parsing a serverInfo it did not expect
+            raise ChannelError(f"Jira: unexpected answer to serverInfo (no {exc})") from None
 
     def _deliver(self, client: JIRA, alert: AlertRecord, label: str) -> Delivery:
         jql = f'project = "{self.project}" AND labels = "{label}" AND statusCategory != Done ORDER BY created DESC'

@@ -118,10 +118,12 @@ def _fingerprint_of(message: object) -> str | None:
 def api_error(exc: SlackApiError) -> ChannelError:
     """Slack answers most errors with HTTP 200 and ok=false; 429 and 5xx come as HTTP statuses."""
     response = exc.response
-    code = response.get("error", "") if isinstance(response.data, dict) else ""
+    code = str(response.get("error") or "") if isinstance(response.data, dict) else ""
     headers = {k.lower(): v for k, v in (response.headers or {}).items()}
     retry_after = headers.get("retry-after")
     if response.status_code == 200:
+        if not isinstance(response.data, dict) or code.startswith("Received a response in a non-JSON format"):
+            return ChannelError("Slack: unexpected answer (not JSON)")   # e.g. a proxy's page: it may recover
         if code in RETRYABLE_ERRORS:
             return error_for_status("Slack", 429 if code == "ratelimited" else 503, retry_after, code)
         return ChannelError(f"Slack: {code or 'request failed'}", permanent=True)
