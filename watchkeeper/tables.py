@@ -3,8 +3,8 @@
 Cells come from data (feature and model names, problems found in a file), so they are
 escaped: a name cannot end its cell (`|`), start a new row (a newline), open a link or an
 image (`[`, `]`), a code span or math (`` ` ``, `$`), bold (`*`), or carry HTML (`<`, `>`,
-`&`). Underscores are left alone: they are in most feature names, and inside a word
-CommonMark never reads them as emphasis.
+`&`). An underscore inside a word is left alone: it is in most feature names, and there
+CommonMark never reads it as emphasis.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that could inject.
-_MARKDOWN = re.compile(r"([\\`*\[\]|$])")
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that could inject,
+# and an underscore unless it sits inside a word (where it never opens emphasis).
+_MARKDOWN = re.compile(r"([\\`*\[\]|$]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
