@@ -143,7 +143,7 @@ def _check(task: str, metric: str, frame: pd.DataFrame, features: list[str], tar
         if not np.isfinite(values.to_numpy(dtype=float)).all():
             raise GateError(f"the regression target {target!r} holds values that are not finite numbers")
     elif frame[target].nunique() < 2:
-        raise GateError(f"evaluation data has a single class ({frame[target].iloc[0]!r}) in {target!r}: "
+        raise GateError(f"evaluation data has a single class ({category_label(frame[target].iloc[0])}) in {target!r}: "
                         "a classifier cannot be compared on it")
 
 
