@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
 
     from cli.config import add_config_parser
+    from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
     add_exporter_parser(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
+    add_db_parser(commands)
 
     try:
         args, extra = parser.parse_known_args(argv)
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from cli.config import config_command
             return config_command(args)
+        if args.command == "db":
+            from cli.db import db_command
+            return db_command(args)
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)

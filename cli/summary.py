@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from watchkeeper.alerting.outbox import Outbox
+from watchkeeper.problems import ProblemLog
 from watchkeeper.registry import Registry
 from watchkeeper.retraining.challenger import ACTION_TAG
 from watchkeeper.retraining.gate import GATE_STATUS_TAG
-from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, metrics, streams, windows
+from watchkeeper.store import MonitoringStore, drift_reports, health, metrics, streams, windows
 
 
 def summarize(store_url: str, tracking_uri: str, failed_runs: list[str]) -> dict:
@@ -43,7 +44,7 @@ def _model_summary(store: MonitoringStore, name: str, stored) -> dict:
     drifted = [d for d in store.rows(drift_reports, name) if d["dataset_drift"]]
     flagged = [v["window"] for v in verdicts if v["status"] in ("drifted", "degraded")]
     labelled = {m["window"]: m["n_labelled"] / max(m["n_predictions"], 1) for m in store.rows(metrics, name)}
-    model_alerts = store.rows(alerts, name)
+    model_alerts = ProblemLog(store).problems(name)
     return {
         "name": name,
         "version": stored.version,
@@ -58,5 +59,5 @@ def _model_summary(store: MonitoringStore, name: str, stored) -> dict:
         "label_completeness": labelled,
         "concept_alarm_days": [s["day"] for s in store.rows(streams, name) if s["stream"] == "errors" and s["alarms"]],
         "alerts": len(model_alerts),
-        "alert_kinds": sorted(a["kind"] for a in model_alerts),
+        "alert_kinds": sorted(a.kind for a in model_alerts),
     }

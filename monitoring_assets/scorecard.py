@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from monitoring_assets.health import model_health
+from monitoring_assets.health import SPEC as HEALTH_SPEC
 from monitoring_assets.partitions import model_partitions
 from resources import MonitoringStoreResource
 from watchkeeper.performance import PRIMARY_METRIC
@@ -16,7 +16,7 @@ HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", 
 
 @dg.asset(
     partitions_def=model_partitions,
-    deps=[dg.AssetDep(model_health, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(HEALTH_SPEC.key, partition_mapping=dg.AllPartitionMapping())],
     group_name="reports",
     kinds={"sql"},
     description="Per model: every window's verdict with its evidence, and the primary metric's trend "

@@ -225,8 +225,8 @@ def test_check_fails_with_error_only_for_severe_problems(suite, window):
 
 def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(tmp_path, reference, suite, window):
     """A rerun whose new file is broken must not leave the earlier file's drift report behind."""
-    from monitoring_assets import drift_report
-    from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+    from monitoring_assets import evaluate_models
+    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
     from watchkeeper.inference_log import InferenceLog
     from watchkeeper.store import MonitoringStore, drift_reports
 
@@ -240,8 +240,10 @@ def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(
         result = suite.validate(frame)
         store.put_quality(model, day, "1", result.status, result.to_dict())
     store.put_drift("broken", day, "1", {"dataset_drift": False, "n_current": 400})  # from an earlier, good file
-    dg.materialize([drift_report], partition_key=day, instance=dg.DagsterInstance.ephemeral(),
+    dg.materialize([evaluate_models], selection=["drift_report"], partition_key=day,
+                   instance=dg.DagsterInstance.ephemeral(),
                    resources={"monitoring_store": MonitoringStoreResource(url=url),
                               "drop_folder": InferenceLogResource(root=str(tmp_path)),
-                              "monitoring_config": MonitoringConfigResource(path="")})
+                              "monitoring_config": MonitoringConfigResource(path=""),
+                              "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))})
     assert {row["model"] for row in store.rows(drift_reports, window=day)} == {"good"}

@@ -5,23 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from conftest import require_service
-from watchkeeper.store import MonitoringStore, alerts, health, metadata, metrics
-
-POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+from watchkeeper.store import MonitoringStore, failures, health, metrics
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
-        return
-    require_service("PostgreSQL", 5432)
-    store = MonitoringStore(POSTGRES_URL)
-    metadata.drop_all(store.engine)
-    metadata.create_all(store.engine)
+@pytest.fixture
+def store(store_url):
+    store = MonitoringStore(store_url)
     yield store
-    metadata.drop_all(store.engine)
     store.engine.dispose()
 
 
@@ -52,11 +42,25 @@ def test_latest_profile_is_the_newest_version(store):
     assert latest["other"].task == "regression"
 
 
-def test_an_alert_opens_once_per_fingerprint(store):
-    assert store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-08", {"detail": "x"})
-    assert not store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-09", {"detail": "y"})
-    [alert] = store.rows(alerts, "m")
-    assert (alert["first_window"], alert["payload"]) == ("2026-11-08", {"detail": "x"})
+def test_a_failure_stands_until_its_stage_succeeds(store):
+    store.put_failure("m", "2026-11-08", "window", "1", "cannot read the file")
+    store.put_failure("m", "2026-11-08", "window", "1", "still cannot read it")
+    store.put_failure("m", "2026-11-08", "drift", "1", "plugin raised")
+    assert {(f["stage"], f["reason"]) for f in store.rows(failures, "m", "2026-11-08")} == {
+        ("window", "still cannot read it"), ("drift", "plugin raised")}
+    store.clear_failure("m", "2026-11-08", "window")
+    assert [f["stage"] for f in store.rows(failures, "m")] == ["drift"]
+
+
+def test_a_transaction_commits_all_its_writes_or_none(store):
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        store.put_health("m", "2026-11-08", "1", "ok", [], tx=tx)
+        store.put_failure("m", "2026-11-08", "drift", "1", "x", tx=tx)
+        raise RuntimeError("killed")
+    assert store.rows(health, "m") == [] and store.rows(failures, "m") == []
+    with store.transaction() as tx:
+        store.put_health("m", "2026-11-08", "1", "ok", [], tx=tx)
+    assert [r["status"] for r in store.rows(health, "m")] == ["ok"]
 
 
 def test_json_columns_round_trip(store):
@@ -71,4 +75,11 @@ def test_postgres_schema_is_real_postgres(store):
         pytest.skip("PostgreSQL only")
     with store.engine.connect() as conn:
         tables = set(conn.execute(sa.text("select tablename from pg_tables where schemaname='public'")).scalars())
-    assert {"profiles", "windows", "drift_reports", "metrics", "health", "alerts"} <= tables
+    assert {"profiles", "windows", "drift_reports", "metrics", "health", "problems", "failures", "outbox",
+            "alembic_version"} <= tables
+
+
+def test_a_sqlite_file_is_switched_to_write_ahead_logging(tmp_path):
+    MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    with sa.create_engine(f"sqlite:///{tmp_path / 'monitoring.db'}").connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

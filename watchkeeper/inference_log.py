@@ -14,6 +14,7 @@ evaluation loop can fail that one model's window and carry on with the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
+MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
 REQUIRED_COLUMNS = ("timestamp", "prediction_id", "prediction")
 LABEL_COLUMNS = ("prediction_id", "label")
 
@@ -30,7 +32,7 @@ class InferenceInputError(DataFileError):
     """An inference, label or window file that cannot be read; one line, naming the file."""
 
 
-def read_file(path: Path, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+def read_file(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A drop-folder Parquet file (only `columns` when given), or an InferenceInputError."""
     try:
         return read_parquet(path, columns)
@@ -72,6 +74,16 @@ class InferenceLog:
         labels = pd.concat([read_file(p, LABEL_COLUMNS) for p in paths], ignore_index=True)
         return labels.drop_duplicates("prediction_id", keep="last")
 
+    def read_labels_for(self, model: str, window: str, max_delay_days: int = MAX_LABEL_DELAY_DAYS) -> pd.DataFrame:
+        """The labels that can belong to one window's predictions: those that arrived on the
+        window's day or up to `max_delay_days` later (one row per prediction id, newest wins).
+        Reading only those files keeps a window's cost flat as the model's history grows."""
+        days = pd.date_range(window, periods=max_delay_days + 1, freq="D").strftime("%Y-%m-%d")
+        frames = [f for day in days if (f := self.read_arrivals(model, day)) is not None]
+        if not frames:
+            return pd.DataFrame({"prediction_id": pd.Series(dtype=str), "label": pd.Series(dtype=float)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates("prediction_id", keep="last")
+
     def read_arrivals(self, model: str, arrival_day: str) -> pd.DataFrame | None:
         """The labels that arrived on one day (the next elements of the model's error stream)."""
         path = self.root / LABELS / model / f"{arrival_day}.parquet"
@@ -102,9 +114,9 @@ class InferenceLog:
         frame.to_parquet(path, index=False)
         return path
 
-    def read_window(self, model: str, day: str) -> pd.DataFrame | None:
+    def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         path = self.root / WINDOWS / model / f"{day}.parquet"
-        return read_file(path) if path.exists() else None
+        return read_file(path, columns) if path.exists() else None
 
 
 def window_problems(frame: pd.DataFrame, features: list[str], day: str) -> list[str]:

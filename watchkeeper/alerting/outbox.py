@@ -1,8 +1,9 @@
 """The alert outbox: every notification is a row before it is a message, so none is ever lost.
 
-Writing an alert and delivering it are two steps. `Outbox.notify` records the problem and the
-policy's plan as rows (one per fingerprint, channel and occurrence; enqueueing the same thing
-twice is a no-op), in the monitoring store's database. A `Sender` later claims due rows with a
+Writing an alert and delivering it are two steps. The problem log (watchkeeper.problems)
+records the problem and queues the policy's plan as rows here (one per fingerprint, channel and
+occurrence; enqueueing the same thing twice is a no-op), in the monitoring store's database and
+in the verdict's transaction. A `Sender` later claims due rows with a
 lease, sends them, and marks each delivered, retried (exponential backoff with jitter, or the
 service's Retry-After) or dead (a permanent error, or too many attempts) with the error.
 
@@ -22,138 +23,55 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.alerting.record import AlertRecord, Channel, ChannelError, Delivery
+from watchkeeper.store.migrate import ensure_current
+from watchkeeper.store.schema import channel_pauses, outbox
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
-
-metadata = sa.MetaData()
-
-outbox = sa.Table(
-    "outbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("fingerprint", sa.String(300), nullable=False),
-    sa.Column("channel", sa.String(100), nullable=False),
-    sa.Column("occurrence", sa.Integer, nullable=False),
-    sa.Column("payload_json", sa.Text, nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("lease_owner", sa.String(32)),
-    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
-    sa.Column("last_error", sa.Text),
-    sa.Column("external_id", sa.String(300)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("delivered_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("fingerprint", "channel", "occurrence", name="uq_outbox_delivery"),
-    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
-)
-
-# One row per open problem (fingerprint): how long it has lasted, and whether anyone took it.
-alert_problems = sa.Table(
-    "alert_problems", metadata,
-    sa.Column("fingerprint", sa.String(300), primary_key=True),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("version", sa.String(50), nullable=False),
-    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_window", sa.String(10), nullable=False),
-    sa.Column("occurrence", sa.Integer, nullable=False),
-    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),
-    sa.Column("payload_json", sa.Text, nullable=False),
-)
-
-# A channel that keeps failing is paused for every sender, so an outage costs one request per
-# backoff step instead of one per queued row; its rows keep their place in the queue.
-channel_pauses = sa.Table(
-    "outbox_channel_pauses", metadata,
-    sa.Column("channel", sa.String(100), primary_key=True),
-    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
-)
 
 INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-@dataclass(frozen=True)
-class Problem:
-    fingerprint: str
-    occurrence: int            # windows in which the problem was seen (reruns of a window count once)
-    first_seen: datetime
-    acknowledged: bool
-
-
 class Outbox:
-    """Persisted notifications and problem history, on the monitoring store's engine (SQLite or PostgreSQL)."""
+    """Persisted notifications, on the monitoring store's database (SQLite or PostgreSQL).
+
+    What to notify is decided by the problem log (watchkeeper.problems), which enqueues here in
+    the same transaction as the verdict; senders claim and deliver the rows.
+    """
 
     def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] = time.time) -> None:
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
         if self.engine.dialect.name not in INSERT:
             raise ValueError(f"outbox: unsupported database {self.engine.dialect.name!r} (sqlite or postgresql)")
         self.clock = clock
-        _use_wal(self.engine)
-        metadata.create_all(self.engine)
+        ensure_current(self.engine)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
 
-    def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None) -> int:
-        """Queue `alert` for each channel; returns how many rows are new (an existing
-        fingerprint/channel/occurrence is left as it is, so enqueueing is idempotent)."""
+    def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None,
+                tx: sa.Connection | None = None) -> int:
+        """Queue `alert` for each channel, in `tx` when given; returns how many rows are new (an
+        existing fingerprint/channel/occurrence is left as it is, so enqueueing is idempotent)."""
+        if tx is not None:
+            return sum(self._insert(tx, alert, channel, not_before) for channel in channels)
         with self.engine.begin() as conn:
             return sum(self._insert(conn, alert, channel, not_before) for channel in channels)
 
-    def notify(self, model: str, version: str, window: str, alerts: list[AlertRecord], policy: Policy,
-               tags: Mapping[str, str] | None = None) -> dict[str, Plan]:
-        """Record one window's alerts for a model version and queue what the policy says, in
-        one transaction (a crash leaves the window either fully recorded or not at all).
-
-        Problems of this model version that are absent from `alerts` are resolved (no more
-        escalation sweeps). Returns each fingerprint's plan, to log what was sent and held.
-        """
-        now, plans = self.now(), {}
-        with self.engine.begin() as conn:
-            self._resolve_others(conn, model, version, {a.fingerprint for a in alerts})
-            for alert in alerts:
-                problem = self._observe(conn, alert)
-                alert = replace(alert, occurrence=problem.occurrence)
-                plan = policy.plan(alert, now, problem.first_seen, problem.acknowledged,
-                                   self._last_sent(conn, alert.fingerprint), tags)
-                for dispatch in plan.dispatches:
-                    self._insert(conn, alert, dispatch.channel, dispatch.not_before)
-                plans[alert.fingerprint] = plan
-        return plans
-
-    def sweep(self, policy: Policy, tags_of: Callable[[str], Mapping[str, str]] = lambda model: {}) -> int:
-        """Queue escalations that are due by time alone (tickets unacknowledged for too long).
-
-        Run it periodically (with the sender): window-driven escalation happens in `notify`,
-        but a ticket ignored for four hours must not wait for tomorrow's window.
-        """
-        queued = 0
-        with self.engine.begin() as conn:
-            for problem, alert in self._open_unacknowledged(conn):
-                plan = policy.plan(alert, self.now(), problem.first_seen, False,
-                                   self._last_sent(conn, alert.fingerprint), tags_of(alert.model), routes=False)
-                queued += sum(self._insert(conn, alert, d.channel, d.not_before) for d in plan.dispatches)
-        return queued
-
-    def acknowledge(self, fingerprint: str) -> bool:
-        """Someone took the problem (e.g. its ticket was assigned); stops unacknowledged escalation."""
-        with self.engine.begin() as conn:
-            done = conn.execute(alert_problems.update().where(alert_problems.c.fingerprint == fingerprint)
-                                .values(acknowledged_at=self.now()))
-        return done.rowcount == 1
-
-    def last_sent(self, fingerprint: str) -> dict[str, datetime]:
+    def last_sent(self, fingerprint: str, tx: sa.Connection | None = None) -> dict[str, datetime]:
         """When each channel was last given this fingerprint (queued counts: it will arrive)."""
+        query = (sa.select(outbox.c.channel, sa.func.max(outbox.c.created_at))
+                 .where(outbox.c.fingerprint == fingerprint).group_by(outbox.c.channel))
+        if tx is not None:
+            return {channel: _aware(at) for channel, at in tx.execute(query)}
         with self.engine.connect() as conn:
-            return self._last_sent(conn, fingerprint)
+            return {channel: _aware(at) for channel, at in conn.execute(query)}
 
     def rows(self, status: str | None = None) -> list[dict]:
         """Outbox rows, oldest first (what the UI shows), payload decoded, times in UTC."""
@@ -231,44 +149,6 @@ class Outbox:
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
             payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=now,
             next_attempt_at=max(now, (not_before or now).astimezone(timezone.utc)))).rowcount
-
-    @staticmethod
-    def _last_sent(conn: sa.Connection, fingerprint: str) -> dict[str, datetime]:
-        query = (sa.select(outbox.c.channel, sa.func.max(outbox.c.created_at))
-                 .where(outbox.c.fingerprint == fingerprint).group_by(outbox.c.channel))
-        return {channel: _aware(at) for channel, at in conn.execute(query)}
-
-    def _observe(self, conn: sa.Connection, alert: AlertRecord) -> Problem:
-        """Count the window in the problem's history: a newer window adds one, a rerun or backfill does not."""
-        payload, c = json.dumps(alert.to_dict()), alert_problems.c
-        insert = INSERT[self.engine.dialect.name](alert_problems).on_conflict_do_nothing(index_elements=["fingerprint"])
-        new = conn.execute(insert.values(fingerprint=alert.fingerprint, model=alert.model, version=alert.version,
-                                         first_seen_at=self.now(), last_window=alert.window, occurrence=1,
-                                         payload_json=payload)).rowcount
-        if not new:
-            conn.execute(alert_problems.update().where(c.fingerprint == alert.fingerprint, c.last_window < alert.window)
-                         .values(occurrence=c.occurrence + 1, last_window=alert.window))
-            conn.execute(alert_problems.update().where(c.fingerprint == alert.fingerprint)
-                         .values(resolved_at=None, payload_json=payload))
-        row = conn.execute(sa.select(alert_problems).where(c.fingerprint == alert.fingerprint)).mappings().one()
-        return Problem(alert.fingerprint, row["occurrence"], _aware(row["first_seen_at"]),
-                       row["acknowledged_at"] is not None)
-
-    def _resolve_others(self, conn: sa.Connection, model: str, version: str, current: set[str]) -> None:
-        c = alert_problems.c
-        conn.execute(alert_problems.update()
-                     .where(c.model == model, c.version == version, c.resolved_at.is_(None),
-                            c.fingerprint.not_in(current))
-                     .values(resolved_at=self.now()))
-
-    @staticmethod
-    def _open_unacknowledged(conn: sa.Connection) -> list[tuple[Problem, AlertRecord]]:
-        c = alert_problems.c
-        rows = conn.execute(sa.select(alert_problems).where(c.resolved_at.is_(None), c.acknowledged_at.is_(None)))
-        return [(Problem(r["fingerprint"], r["occurrence"], _aware(r["first_seen_at"]), False),
-                 replace(AlertRecord.from_dict(json.loads(r["payload_json"])), occurrence=r["occurrence"]))
-                for r in rows.mappings()]
-
 
 class OutboxChannel:
     """The local destination: the outbox row itself is the notification, shown in the Dagster UI.
@@ -409,19 +289,6 @@ class Sender:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
-
-
-def _use_wal(engine: sa.Engine) -> None:
-    """On a SQLite file, switch to write-ahead logging (a persistent property of the file).
-
-    The outbox is written by model_health runs and read and written by the sender at the same
-    time; with WAL readers never block the writer, and a commit costs one fsync instead of
-    three (about 5 ms instead of 18 ms on this machine's disk). Durability is unchanged
-    (synchronous stays FULL).
-    """
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 def _aware(at: datetime) -> datetime:

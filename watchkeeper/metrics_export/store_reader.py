@@ -9,16 +9,14 @@ with one query per model.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 
 import msgspec
 import sqlalchemy as sa
 
-from watchkeeper.store import alerts, drift_reports, health, metrics
+from watchkeeper.store import drift_reports, health, metrics
+from watchkeeper.store.schema import outbox, problems
 
-OUTBOX = "outbox"   # watchkeeper.alerting.outbox, when the store has one: a row per notification, with a `status`
-log = logging.getLogger(__name__)
 
 
 class FeatureDrift(msgspec.Struct, frozen=True):
@@ -56,7 +54,7 @@ class StoreSnapshot:
                                            # n_predictions
     drift: list[DriftRow]
     alerts: list[tuple[str, str, int]]     # (model, kind, alerts raised)
-    alert_states: dict[str, int]           # outbox notifications by status, or every raised alert "open" without one
+    alert_states: dict[str, int]           # outbox notifications by delivery status
 
 
 def read_snapshot(engine: sa.Engine) -> StoreSnapshot:
@@ -68,8 +66,8 @@ def read_snapshot(engine: sa.Engine) -> StoreSnapshot:
         drift_rows = [_drift_row(r) for r in _newest(conn, drift_reports, ["model", "window", "version",
                                                                             "dataset_drift", "report_json"])]
         alert_rows = [tuple(r) for r in conn.execute(
-            sa.select(alerts.c.model, alerts.c.kind, sa.func.count()).group_by(alerts.c.model, alerts.c.kind))]
-        states = _alert_states(conn, sum(n for _, _, n in alert_rows))
+            sa.select(problems.c.model, problems.c.kind, sa.func.count()).group_by(problems.c.model, problems.c.kind))]
+        states = _alert_states(conn)
     return StoreSnapshot(health_rows, metric_rows, drift_rows, alert_rows, states)
 
 
@@ -94,14 +92,6 @@ def _drift_row(row: dict) -> DriftRow:
     return DriftRow(row["model"], row["window"], row["version"], bool(row["dataset_drift"]), report.features)
 
 
-def _alert_states(conn: sa.Connection, raised: int) -> dict[str, int]:
-    """Outbox notifications by delivery status (pending, delivered, dead); a store without
-    an outbox delivers nothing, so each raised alert counts as "open"."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(OUTBOX):
-        return {"open": raised}
-    if "status" not in {c["name"] for c in inspector.get_columns(OUTBOX)}:
-        log.warning("table %s has no 'status' column: raised alerts are reported as open", OUTBOX)
-        return {"open": raised}
-    outbox = sa.table(OUTBOX, sa.column("status"))
+def _alert_states(conn: sa.Connection) -> dict[str, int]:
+    """Outbox notifications by delivery status (pending, delivered, dead)."""
     return dict(conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all())
