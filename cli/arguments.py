@@ -152,7 +152,7 @@ def http_url(text: str) -> str:
     """An http(s) URL with a host and, when given, a valid port."""
     parts = _url(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _refuse(f"expected an http(s) URL like https://host:9091, got {text!r}")
+        raise _refuse(f"expected an http(s) URL like https://host:9091, got {shown_url(text)!r}")
     return text
 
 
@@ -171,7 +171,7 @@ def tracking_uri(text: str) -> str:
         if database == text or not Path(database).is_file():
             raise _refuse(f"{text}: no such MLflow database (expected sqlite:///path/to/mlflow.db)")
     if parts.scheme == "file" and not Path(parts.path).is_dir():
-        raise _refuse(f"{text}: no such folder")
+        raise _refuse(f"{shown_url(text)}: no such folder")
     return text
 
 
@@ -180,7 +180,16 @@ def _url(text: str):
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
     except ValueError as error:
-        raise _refuse(f"not a valid URL ({error}): {text!r}") from None
+        raise _refuse(f"not a valid URL ({error}): {shown_url(text)!r}") from None
     if any(c.isspace() for c in text):
-        raise _refuse(f"a URL has no spaces: {text!r}")
+        raise _refuse(f"a URL has no spaces: {shown_url(text)!r}")
     return parts
+
+
+def shown_url(text: str) -> str:
+    """A URL as an error message may show it: a user:password@ part is masked."""
+    scheme, sep, rest = text.partition("://")
+    host_part, slash, path = rest.partition("/")
+    if not sep or "@" not in host_part:
+        return text
+    return f"{scheme}://***@{host_part.rsplit('@', 1)[1]}{slash}{path}"

@@ -84,7 +84,9 @@ def database_url(text: str) -> str:
     try:
         url = make_url(text)
     except ArgumentError:
-        raise argparse.ArgumentTypeError(f"not a database URL like sqlite:///monitoring.db: {text!r}") from None
+        # the text is not echoed: a database URL can hold a password
+        raise argparse.ArgumentTypeError("not a database URL (e.g. sqlite:///monitoring.db or "
+                                         "postgresql+psycopg2://user@host/db)") from None
     if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
             and not Path(url.database).is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such SQLite database")

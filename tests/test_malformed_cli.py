@@ -251,6 +251,9 @@ STREAM_CASES = [
     ("text", ".csv", m.error("column 'error' is not numeric")),
     ("nulls", ".parquet", m.error("column 'error' has 50 missing values (first at row 0)")),
     ("no_column", ".parquet", m.error("no column 'error' (columns: note)")),
+    ("latin1_note", ".csv", m.ok(lambda r: isinstance(r["detections"], list))),
+    ("duplicate_error", ".parquet", m.error("duplicate columns: 'x' appears 2 times")),
+    ("duplicate_error", ".csv", m.error("duplicate columns: 'x' appears 2 times")),
 ]
 
 
@@ -259,9 +262,13 @@ def test_stream_on_broken_errors(tmp_path, capsys, breakage, suffix, expected):
     frame = errors_frame()
     special = {"text": lambda f, p: m.write(f.assign(error=["high", "low"] * 250), p),
                "nulls": lambda f, p: m.write(f.assign(error=f["error"].astype(float).where(f.index % 10 != 0)), p),
-               "no_column": lambda f, p: m.write(f.drop(columns="error"), p)}
+               "no_column": lambda f, p: m.write(f.drop(columns="error"), p),
+               "latin1_note": lambda f, p: p.write_bytes(f.assign(note="réglé").to_csv(index=False).encode("latin-1")) and p,
+               "duplicate_error": lambda f, p: m.duplicate_columns(f.rename(columns={"error": "x", "note": "y"})
+                                                                   .assign(colour="c"), p)}
+    argv = ["--column", "x"] if breakage == "duplicate_error" else []
     path = special.get(breakage, getattr(m, breakage, None))(frame, tmp_path / f"errors{suffix}")
-    assert_outcome(run(capsys, ["stream", "--errors", str(path)]), "stream", expected)
+    assert_outcome(run(capsys, ["stream", "--errors", str(path), *argv]), "stream", expected)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -343,7 +350,8 @@ def test_gate_gives_up_on_a_server_that_never_answers(tmp_path, capsys, monkeypa
     (["--port", "-1"], "a port is 1-65535"),
     (["--port", "http"], "expected a whole number, got 'http'"),
     (["--max-features-per-model", "0"], "must be at least 1, got 0"),
-    (["--store-url", "not a url"], "not a database URL like sqlite:///monitoring.db"),
+    (["--store-url", "not a url"], "not a database URL (e.g. sqlite:///monitoring.db"),
+    (["--push-gateway", "https://user:s3cret@gateway:99999"], "'https://***@gateway:99999'"),
     (["--store-url", "sqlite:////no/such/monitoring.db"], "no such SQLite database"),
     (["--dagster-home", "/no/such/home"], "argument --dagster-home: /no/such/home: no such folder"),
     (["--push-gateway", "ftp://gateway"], "expected an http(s) URL"),
@@ -356,8 +364,9 @@ def test_exporter_arguments(capsys, argv, words):
 
 
 def test_exporter_store_url_from_the_environment_is_checked(capsys, monkeypatch):
-    monkeypatch.setenv("WATCHKEEPER_STORE_URL", "definitely not a url")
-    assert_outcome(run(capsys, ["exporter"]), "exporter", m.error("WATCHKEEPER_STORE_URL: not a database URL"))
+    monkeypatch.setenv("WATCHKEEPER_STORE_URL", "postgresql+psycopg2 watch:s3cret@db")
+    err = assert_outcome(run(capsys, ["exporter"]), "exporter", m.error("WATCHKEEPER_STORE_URL: not a database URL"))
+    assert "s3cret" not in err
 
 
 # ------------------------------------------------------------------------------------ config validate
