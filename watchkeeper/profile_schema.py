@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import chain
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
+import numpy as np
 
 from watchkeeper.profile import (
     CATEGORICAL,
@@ -95,11 +97,44 @@ def check_profile(profile: ReferenceProfile) -> None:
     """Every invariant a profile from fit_profile or merge_profiles keeps; ProfileError on the first broken one."""
     if not profile.features:
         raise ProfileError("the profile has no features")
+    arrays_checked = _arrays_look_right([f for f in profile.features.values() if f.kind == NUMERIC and f.count])
     for name, feature in profile.features.items():
         try:
-            _check_feature(feature, profile.n_rows)
+            _check_feature(feature, profile.n_rows, arrays_checked)
         except ProfileError as error:
             raise ProfileError(f"feature {name!r}: {error}") from None
+
+
+def _arrays_look_right(numeric: list[FeatureProfile]) -> bool:
+    """One vectorised pass over the quantiles, bin edges and kept values of every numeric feature:
+    True when all are finite, ordered and inside their feature's [min, max], so that the per-feature
+    checks (which name the first broken value) can skip them. A profile loads once per window and
+    model, and has thousands of knots: checking them one feature at a time would dominate its cost."""
+    if not numeric:
+        return True
+    if any(f.quantiles is None or len(f.quantiles) != QUANTILE_POINTS or f.bin_edges is None
+           or not all(isinstance(getattr(f, k), float) for k in ("min", "max")) for f in numeric):
+        return False
+    low, high = np.array([f.min for f in numeric]), np.array([f.max for f in numeric])
+    slack = RANGE_SLACK * np.maximum(np.maximum(np.abs(low), np.abs(high)), 1e-300)
+    groups = [([f.quantiles for f in numeric], False), ([f.bin_edges for f in numeric], True),
+              ([f.exact_values or [] for f in numeric], False)]
+    return all(_segments_look_right(lists, low - slack, high + slack, strict) for lists, strict in groups)
+
+
+def _segments_look_right(lists: list[list[float]], low: np.ndarray, high: np.ndarray, strict: bool) -> bool:
+    """Each list finite, ordered (strictly or not) and inside its own [low, high]."""
+    lengths = np.array([len(values) for values in lists])
+    total = int(lengths.sum())
+    values = np.array(list(chain.from_iterable(lists)), dtype=float)
+    steps = np.diff(values)
+    starts = np.cumsum(lengths) - lengths
+    within = np.ones(len(steps), dtype=bool)
+    within[starts[(starts > 0) & (starts < total)] - 1] = False   # steps from one list into the next
+    ordered = (steps > 0) if strict else (steps >= 0)
+    bounds = np.repeat(low, lengths), np.repeat(high, lengths)
+    return bool(np.isfinite(values).all() and ordered[within].all()
+                and ((values >= bounds[0]) & (values <= bounds[1])).all())
 
 
 def _check_names(names: list[str]) -> None:
@@ -112,11 +147,11 @@ def _check_names(names: list[str]) -> None:
         seen.add(name)
 
 
-def _check_feature(f: FeatureProfile, n_rows: int) -> None:
+def _check_feature(f: FeatureProfile, n_rows: int, arrays_checked: bool) -> None:
     if f.count + f.missing != n_rows:
         raise ProfileError(f"count + missing = {f.count + f.missing}, but the profile has n_rows = {n_rows}")
     if f.kind == NUMERIC:
-        _check_numeric(f)
+        _check_numeric(f, arrays_checked)
     else:
         _check_categorical(f)
 
@@ -133,7 +168,7 @@ def _check_categorical(f: FeatureProfile) -> None:
         raise ProfileError(f"category counts add up to {sum(f.categories.values())}, not to count = {f.count}")
 
 
-def _check_numeric(f: FeatureProfile) -> None:
+def _check_numeric(f: FeatureProfile, arrays_checked: bool) -> None:
     if f.categories is not None:
         raise ProfileError("a numeric feature has categories")
     if f.count == 0:
@@ -154,30 +189,31 @@ def _check_numeric(f: FeatureProfile) -> None:
     inside = _inside(f.min, f.max)
     if not inside(f.mean):
         raise ProfileError(f"mean {f.mean} lies outside [min, max] = [{f.min}, {f.max}]")
-    _check_quantiles(f, inside)
-    _check_bins(f, inside)
-    if f.exact_values is not None:
-        _check_exact_values(f, inside)
+    _check_bins(f, inside, arrays_checked)
+    if not arrays_checked:
+        _check_quantiles(f, inside)
+        if f.exact_values is not None:
+            _check_exact_values(f, inside)
 
 
 def _check_quantiles(f: FeatureProfile, inside) -> None:
-    q = f.quantiles
-    if len(q) != QUANTILE_POINTS:
-        raise ProfileError(f"{len(q)} quantiles, expected {QUANTILE_POINTS}")
-    _finite_ordered("quantiles", q, strict=False)
-    outside = next((x for x in q if not inside(x)), None)
-    if outside is not None:
-        raise ProfileError(f"quantile {outside} lies outside [min, max] = [{f.min}, {f.max}]")
+    if len(f.quantiles) != QUANTILE_POINTS:
+        raise ProfileError(f"{len(f.quantiles)} quantiles, expected {QUANTILE_POINTS}")
+    q = _finite_ordered("quantiles", f.quantiles, strict=False)
+    outside = q[~inside(q)]
+    if len(outside):
+        raise ProfileError(f"quantile {outside[0]} lies outside [min, max] = [{f.min}, {f.max}]")
 
 
-def _check_bins(f: FeatureProfile, inside) -> None:
+def _check_bins(f: FeatureProfile, inside, arrays_checked: bool) -> None:
     edges, counts = f.bin_edges, f.bin_counts
     if not 1 <= len(edges) <= PSI_BINS - 1:
         raise ProfileError(f"{len(edges)} bin edges, expected 1 to {PSI_BINS - 1}")
-    _finite_ordered("bin_edges", edges, strict=True)
-    outside = next((x for x in edges if not inside(x)), None)
-    if outside is not None:
-        raise ProfileError(f"bin edge {outside} lies outside [min, max] = [{f.min}, {f.max}]")
+    if not arrays_checked:
+        values = _finite_ordered("bin_edges", edges, strict=True)
+        outside = values[~inside(values)]
+        if len(outside):
+            raise ProfileError(f"bin edge {outside[0]} lies outside [min, max] = [{f.min}, {f.max}]")
     if len(counts) != len(edges) + 1:
         raise ProfileError(f"{len(counts)} bin_counts for {len(edges)} bin_edges (expected one more count than edges)")
     if sum(counts) != f.count:
@@ -185,27 +221,33 @@ def _check_bins(f: FeatureProfile, inside) -> None:
 
 
 def _check_exact_values(f: FeatureProfile, inside) -> None:
-    values = f.exact_values
-    if len(values) != f.count or f.count > EXACT_VALUES_MAX:
-        raise ProfileError(f"{len(values)} exact_values for count = {f.count} (kept only up to {EXACT_VALUES_MAX})")
-    _finite_ordered("exact_values", values, strict=False)
-    if not (inside(values[0]) and inside(values[-1])):
+    if len(f.exact_values) != f.count or f.count > EXACT_VALUES_MAX:
+        raise ProfileError(f"{len(f.exact_values)} exact_values for count = {f.count} "
+                           f"(kept only up to {EXACT_VALUES_MAX})")
+    values = _finite_ordered("exact_values", f.exact_values, strict=False)
+    if not inside(values[[0, -1]]).all():
         raise ProfileError(f"exact_values lie outside [min, max] = [{f.min}, {f.max}]")
 
 
-def _finite_ordered(key: str, values: list[float], strict: bool) -> None:
-    for i, x in enumerate(values):
-        if not math.isfinite(x):
-            raise ProfileError(f"{key}[{i}] is {x}, not a finite number")
-        if i and (x <= values[i - 1] if strict else x < values[i - 1]):
-            rule = "increase strictly" if strict else "never decrease"
-            raise ProfileError(f"{key} must {rule}: {key}[{i}] = {x} after {values[i - 1]}")
+def _finite_ordered(key: str, values: list[float], strict: bool) -> np.ndarray:
+    """`values` as an array, checked finite and ordered (vectorised: a profile has thousands of knots)."""
+    array = np.asarray(values, dtype=float)
+    infinite = np.flatnonzero(~np.isfinite(array))
+    if len(infinite):
+        raise ProfileError(f"{key}[{infinite[0]}] is {array[infinite[0]]}, not a finite number")
+    steps = np.diff(array)
+    wrong = np.flatnonzero(steps <= 0 if strict else steps < 0)
+    if len(wrong):
+        i = wrong[0] + 1
+        rule = "increase strictly" if strict else "never decrease"
+        raise ProfileError(f"{key} must {rule}: {key}[{i}] = {array[i]} after {array[i - 1]}")
+    return array
 
 
 def _inside(low: float, high: float):
-    """A test for 'x lies in [low, high]' with a relative slack for interpolation rounding."""
+    """A vectorised test for 'x lies in [low, high]', with a relative slack for interpolation rounding."""
     slack = RANGE_SLACK * max(abs(low), abs(high), 1e-300)
-    return lambda x: low - slack <= x <= high + slack
+    return lambda x: (np.asarray(x) >= low - slack) & (np.asarray(x) <= high + slack)
 
 
 def _located(message: str, data: Mapping) -> str:
