@@ -141,5 +141,6 @@ def render_html(report: dict) -> str:
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:\">"
             "<title>Watchkeeper drift report</title></head>"
             f"<body><h1>{verdict}</h1><p>{int(report['n_reference'])} reference rows, "
-            f"{int(report['n_current'])} current rows, drifted: {text(', '.join(report['drifted_features']) or 'none')}</p>"
+            f"{int(report['n_current'])} current rows, "
+            f"drifted: {text(', '.join(report['drifted_features']) or 'none')}</p>"
             f"<table border='1'><tr>{head}</tr>{rows}</table>{''.join(plots)}</body></html>")

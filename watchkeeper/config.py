@@ -96,10 +96,11 @@ def drift_config(raw: Any, where: str) -> DriftConfig:
         config = DriftConfig.from_dict(raw)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
-    for kind_floor, metric in (("numeric_floor", config.numeric_effect), ("categorical_floor", config.categorical_effect)):
-        if metric in BOUNDED_EFFECTS and getattr(config, kind_floor) > 1:
-            raise ConfigError(f"{where}.{kind_floor}: {metric} lies in [0, 1], so a floor of "
-                              f"{getattr(config, kind_floor)} would never let a feature drift")
+    floors = {"numeric_floor": config.numeric_effect, "categorical_floor": config.categorical_effect}
+    for key, metric in floors.items():
+        if metric in BOUNDED_EFFECTS and getattr(config, key) > 1:
+            raise ConfigError(f"{where}.{key}: {metric} lies in [0, 1], so a floor of "
+                              f"{getattr(config, key)} would never let a feature drift")
     if config.missing_rate_floor > 1:
         raise ConfigError(f"{where}.missing_rate_floor: a change of rate is at most 1, got {config.missing_rate_floor}")
     return config

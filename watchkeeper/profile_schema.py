@@ -189,20 +189,20 @@ def _check_numeric(f: FeatureProfile, arrays_checked: bool) -> None:
     inside = _inside(f.min, f.max)
     if not inside(f.mean):
         raise ProfileError(f"mean {f.mean} lies outside [min, max] = [{f.min}, {f.max}]")
+    _check_quantiles(f, inside, arrays_checked)
     _check_bins(f, inside, arrays_checked)
-    if not arrays_checked:
-        _check_quantiles(f, inside)
-        if f.exact_values is not None:
-            _check_exact_values(f, inside)
+    if f.exact_values is not None:
+        _check_exact_values(f, inside, arrays_checked)
 
 
-def _check_quantiles(f: FeatureProfile, inside) -> None:
+# Each check below tests the shape itself and leaves the values (finite, ordered, inside [min, max])
+# to the vectorised pass when that pass found them right (`arrays_checked`).
+
+def _check_quantiles(f: FeatureProfile, inside, arrays_checked: bool) -> None:
     if len(f.quantiles) != QUANTILE_POINTS:
         raise ProfileError(f"{len(f.quantiles)} quantiles, expected {QUANTILE_POINTS}")
-    q = _finite_ordered("quantiles", f.quantiles, strict=False)
-    outside = q[~inside(q)]
-    if len(outside):
-        raise ProfileError(f"quantile {outside[0]} lies outside [min, max] = [{f.min}, {f.max}]")
+    if not arrays_checked:
+        _inside_ordered("quantiles", f.quantiles, inside, strict=False, what="quantile", f=f)
 
 
 def _check_bins(f: FeatureProfile, inside, arrays_checked: bool) -> None:
@@ -210,23 +210,26 @@ def _check_bins(f: FeatureProfile, inside, arrays_checked: bool) -> None:
     if not 1 <= len(edges) <= PSI_BINS - 1:
         raise ProfileError(f"{len(edges)} bin edges, expected 1 to {PSI_BINS - 1}")
     if not arrays_checked:
-        values = _finite_ordered("bin_edges", edges, strict=True)
-        outside = values[~inside(values)]
-        if len(outside):
-            raise ProfileError(f"bin edge {outside[0]} lies outside [min, max] = [{f.min}, {f.max}]")
+        _inside_ordered("bin_edges", edges, inside, strict=True, what="bin edge", f=f)
     if len(counts) != len(edges) + 1:
         raise ProfileError(f"{len(counts)} bin_counts for {len(edges)} bin_edges (expected one more count than edges)")
     if sum(counts) != f.count:
         raise ProfileError(f"bin_counts add up to {sum(counts)}, not to count = {f.count}")
 
 
-def _check_exact_values(f: FeatureProfile, inside) -> None:
+def _check_exact_values(f: FeatureProfile, inside, arrays_checked: bool) -> None:
     if len(f.exact_values) != f.count or f.count > EXACT_VALUES_MAX:
         raise ProfileError(f"{len(f.exact_values)} exact_values for count = {f.count} "
                            f"(kept only up to {EXACT_VALUES_MAX})")
-    values = _finite_ordered("exact_values", f.exact_values, strict=False)
-    if not inside(values[[0, -1]]).all():
-        raise ProfileError(f"exact_values lie outside [min, max] = [{f.min}, {f.max}]")
+    if not arrays_checked:
+        _inside_ordered("exact_values", f.exact_values, inside, strict=False, what="exact value", f=f)
+
+
+def _inside_ordered(key: str, values: list[float], inside, strict: bool, what: str, f: FeatureProfile) -> None:
+    array = _finite_ordered(key, values, strict)
+    outside = array[~inside(array)]
+    if len(outside):
+        raise ProfileError(f"{what} {outside[0]} lies outside [min, max] = [{f.min}, {f.max}]")
 
 
 def _finite_ordered(key: str, values: list[float], strict: bool) -> np.ndarray:

@@ -111,7 +111,8 @@ def card(alert: AlertRecord) -> dict:
     result = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
               "version": "1.4", "body": body, "msteams": {"width": "Full"}}
     if alert.links:
-        result["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in content.links(alert)]
+        result["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url}
+                             for label, url in content.links(alert)]
     return result
 
 
