@@ -170,8 +170,10 @@ def test_the_failed_evaluations_are_problems_that_alert(hostile_day):
 
 
 def test_dollar_signs_in_feature_names_are_drawn_not_interpreted(hostile_day):
+    from watchkeeper.tables import markdown_text
+
     report = hostile_day["report"]["report"]
-    section = report[report.index("### fx_rates"):]
+    section = report[report.index(f"### {markdown_text('fx_rates')}"):]
     section = section[: section.index("### ", 4)] if "### " in section[4:] else section
     assert "data:image/png;base64," in section and "picture not drawn" not in section
-    assert "usd_$_to_$_eur" in section
+    assert markdown_text("usd_$_to_$_eur") in section
