@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from cli.main import CommandError
+from watchkeeper import frames
 from watchkeeper.drift import DriftConfig, DriftInputError, evaluate_drift
 from watchkeeper.drift_tests import available_tests
-from watchkeeper.profile import ReferenceProfile, fit_profile
+from watchkeeper.profile import ProfileError, ReferenceProfile, fit_profile
 from watchkeeper.tables import markdown_table
 
 TEXT_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "effect_size", "effect_metric", "drifted"]
@@ -20,16 +21,10 @@ TEXT_COLUMNS = ["name", "kind", "test", "statistic", "p_value", "effect_size", "
 
 def read_table(path: Path) -> pd.DataFrame:
     """A Parquet or CSV file as a frame, or a one-line error."""
-    if not path.exists():
-        raise CommandError(f"{path}: no such file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-    except Exception as error:  # any reader failure is the user's file, not our bug
-        raise CommandError(f"{path}: cannot be read ({type(error).__name__}: {error})") from error
-    raise CommandError(f"{path}: expected a .parquet or .csv file")
+        return frames.read_table(path)
+    except frames.DataFileError as error:
+        raise CommandError(str(error)) from None
 
 
 def is_profile(path: Path) -> bool:
@@ -37,29 +32,31 @@ def is_profile(path: Path) -> bool:
 
 
 def load_reference(path: Path) -> ReferenceProfile:
-    if is_profile(path):
-        try:
-            return ReferenceProfile.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as error:
-            raise CommandError(f"{path}: not a Watchkeeper profile ({error})") from error
-    return fit_profile(read_table(path))
+    """A saved profile or a profile fitted on reference data; refused when too small to test drift."""
+    try:
+        profile = ReferenceProfile.from_json(path) if is_profile(path) else fit_profile(read_table(path))
+        profile.require_rows()
+    except ProfileError as error:
+        text = str(error)   # from_json names the file already
+        raise CommandError(text if text.startswith(f"{path}: ") else f"{path}: {text}") from None
+    return profile
 
 
 def load_config(path: Path | None) -> DriftConfig:
     """The model's drift config from a YAML/JSON mapping (keys as in DriftConfig), or the defaults."""
     if path is None:
         return DriftConfig()
-    import yaml  # YAML is a superset of JSON, so one reader serves both
+    from watchkeeper.config import ConfigError, load_drift_config
 
     try:
-        return DriftConfig.from_dict(yaml.safe_load(path.read_text()) or {})
-    except (OSError, yaml.YAMLError, ValueError, AttributeError) as error:
-        raise CommandError(f"{path}: not a drift config ({' '.join(str(error).split())})") from error
+        return load_drift_config(path)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
 
 
 def drift_command(args: argparse.Namespace) -> int:
-    profile = load_reference(args.reference)
     config = load_config(getattr(args, "config", None))
+    profile = load_reference(args.reference)
     current = read_table(args.current)
     try:
         report = evaluate_drift(profile, current, config)
@@ -70,12 +67,19 @@ def drift_command(args: argparse.Namespace) -> int:
         result["multivariate"] = multivariate(read_table(args.reference)[profile.feature_names()],
                                               current[profile.feature_names()])
     render = {"json": lambda r: json.dumps(r, indent=2), "text": render_text, "html": render_html}[args.format]
-    output = render(result)
-    if args.output:
-        args.output.write_text(output)
-    else:
-        print(output)
+    write(render(result), args.output)
     return 0
+
+
+def write(text: str, path: Path | None) -> None:
+    """To `path`, or to stdout; a failed write (disk full, ...) is one line."""
+    if path is None:
+        print(text)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"{path}: cannot be written ({error.strerror or error})") from None
 
 
 def multivariate(reference: pd.DataFrame, current: pd.DataFrame) -> list[dict]:
@@ -95,8 +99,8 @@ def multivariate(reference: pd.DataFrame, current: pd.DataFrame) -> list[dict]:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    profile = fit_profile(read_table(args.data))
-    args.output.write_text(json.dumps(profile.to_dict()))
+    profile = load_reference(args.data)
+    write(json.dumps(profile.to_dict(), allow_nan=False), args.output)
     print(f"profile of {profile.n_rows} rows x {len(profile.features)} features written to {args.output}")
     return 0
 
@@ -110,18 +114,33 @@ def render_text(report: dict) -> str:
 
 
 def render_html(report: dict) -> str:
-    """A self-contained page: the verdict, the feature table, and a plot per feature."""
-    from watchkeeper.plots import drift_histograms, markdown_image  # matplotlib only when asked for
+    """A self-contained page: the verdict, the feature table, and a plot per feature.
 
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(f.get(c)))}</td>" for c in TEXT_COLUMNS) + "</tr>"
+    Everything that came from the data (feature names, labels, values) is escaped for HTML,
+    attributes included, and the page forbids scripts outright (Content-Security-Policy), so a
+    feature named `"><img src=x onerror=alert(1)>` is shown as text, never run.
+    """
+    from watchkeeper.plots import PlotError, data_uri, drift_histograms  # matplotlib only when asked for
+
+    def text(value: object) -> str:
+        return html.escape(str(value), quote=True)
+
+    rows = "".join("<tr>" + "".join(f"<td>{text(f.get(c))}</td>" for c in TEXT_COLUMNS) + "</tr>"
                    for f in report["features"])
-    plots = []
-    for feature in sorted(report["features"], key=lambda f: -(f["effect_size"] or 0.0)):
-        uri = markdown_image(drift_histograms([feature], feature["name"], limit=1), feature["name"])
-        plots.append(f'<figure><img alt="{html.escape(feature["name"])}" src="{uri[uri.index("(") + 1:-1]}"></figure>')
+    def figure(feature: dict) -> str:
+        try:
+            uri = data_uri(drift_histograms([feature], feature["name"], limit=1))
+        except PlotError as error:   # the report stands without its picture; the reason is shown instead
+            return f"<figure><figcaption>{text(error)}</figcaption></figure>"
+        return f'<figure><img alt="{text(feature["name"])}" src="{uri}"></figure>'
+
+    plots = [figure(f) for f in sorted(report["features"], key=lambda f: -(f["effect_size"] or 0.0))]
     verdict = "Dataset drift" if report["dataset_drift"] else "No dataset drift"
     head = "".join(f"<th>{c}</th>" for c in TEXT_COLUMNS)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Watchkeeper drift report</title></head>"
-            f"<body><h1>{verdict}</h1><p>{report['n_reference']} reference rows, {report['n_current']} current rows, "
-            f"drifted: {html.escape(', '.join(report['drifted_features']) or 'none')}</p>"
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:\">"
+            "<title>Watchkeeper drift report</title></head>"
+            f"<body><h1>{verdict}</h1><p>{int(report['n_reference'])} reference rows, "
+            f"{int(report['n_current'])} current rows, "
+            f"drifted: {text(', '.join(report['drifted_features']) or 'none')}</p>"
             f"<table border='1'><tr>{head}</tr>{rows}</table>{''.join(plots)}</body></html>")

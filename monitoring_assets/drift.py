@@ -5,7 +5,7 @@ import dagster as dg
 from monitoring_assets.windows import ALL_PROFILES, SPEC as WINDOW_SPEC
 from watchkeeper.monitor import DRIFT, ModelWindow
 from watchkeeper.plots import drift_histograms, markdown_image
-from watchkeeper.tables import markdown_table
+from watchkeeper.tables import markdown_table, markdown_text
 
 # Pictures cost ~0.3 s each: draw them for the most drifted models only, so a window of
 # thousands of models stays cheap (the summary table still lists every model).
@@ -66,4 +66,4 @@ def _model_section(model: str, day: str, report: dict) -> str:
         picture = markdown_image(drift_histograms(features, f"{model} {day}: reference vs current"), f"{model} drift")
     except Exception as error:   # a picture must never cost the report of the day
         picture = f"(picture not drawn: {type(error).__name__}: {' '.join(str(error).split())[:200]})"
-    return f"### {model} — {verdict}\n\n{picture}\n\n{markdown_table(features, FEATURE_COLUMNS)}"
+    return f"### {markdown_text(model)} — {verdict}\n\n{picture}\n\n{markdown_table(features, FEATURE_COLUMNS)}"

@@ -47,10 +47,11 @@ def policy_text(slack: SlackStandin, jira: JiraStandin, servicenow: ServiceNowSt
     """Every alert to its team's Slack channel; critical drift also to Jira, critical performance
     and data-quality problems also to ServiceNow."""
     lines = ["version: 1", "cooldown: 1h", "channels:"]
-    lines += [f"  slack-{team}: {{type: slack, channel_id: C{i}, base_url: '{slack.api_url}'}}"
+    local = "allow_http_loopback: true"   # the stand-ins speak http on 127.0.0.1
+    lines += [f"  slack-{team}: {{type: slack, channel_id: C{i}, base_url: '{slack.api_url}', {local}}}"
               for i, team in enumerate(TEAMS)]
-    lines += [f"  jira: {{type: jira, server: '{jira.url}', project: OPS, user: {jira.user}}}",
-              f"  servicenow: {{type: servicenow, instance_url: '{servicenow.url}'}}", "teams:"]
+    lines += [f"  jira: {{type: jira, server: '{jira.url}', project: OPS, user: {jira.user}, {local}}}",
+              f"  servicenow: {{type: servicenow, instance_url: '{servicenow.url}', {local}}}", "teams:"]
     lines += [f'  {team}: ["{team}-*"]' for team in TEAMS]
     lines += ["routes:"] + [f"  - {{match: {{team: {team}}}, to: [slack-{team}]}}" for team in TEAMS]
     lines += ["  - {match: {min_severity: critical, kind: [data_drift, concept_drift]}, to: [jira]}",

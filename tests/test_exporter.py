@@ -25,7 +25,7 @@ from watchkeeper.metrics_export import Gauge, PipelineCollector, RunTiming, Stor
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.problems import ProblemLog, fingerprint
-from watchkeeper.store import MonitoringStore, metrics
+from watchkeeper.store import MonitoringStore
 
 OLD, NEW = "2026-11-01", "2026-11-02"
 NEW_END = datetime(2026, 11, 3, tzinfo=timezone.utc)   # daily windows end at the next midnight, UTC
@@ -86,13 +86,14 @@ def collector(store: MonitoringStore, **kwargs) -> StoreCollector:
 
 def test_metric_series_are_the_newest_windows_rows(store):
     page = scrape(collector(store))
-    newest = [r for r in store.rows(metrics) if r["window"] == NEW]
+    newest = [r for r in store.metrics() if r.window == NEW]
     assert len(series(page, "watchkeeper_metric_value")) == len(newest) == 3
     for row in newest:
-        labels = {"model": row["model"], "version": row["version"], "metric": row["metric"]}
+        labels = {"model": row.model, "version": row.version, "metric": row.metric}
         for column in ("value", "lower", "upper"):
             exported = value(page, f"watchkeeper_metric_{column}", **labels)
-            assert exported == row[column] or (row[column] is None and math.isnan(exported))
+            stored = getattr(row, column)
+            assert exported == stored or (stored is None and math.isnan(exported))
 
 
 def test_health_drift_labels_and_alerts(store):

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 from conftest import demo_copy, inference_cursor, replayed_day
-from watchkeeper.store import drift_reports, health
 
 pytestmark = pytest.mark.slow
 DAY = "2026-11-15"
@@ -109,7 +108,7 @@ def hostile_day(demo, tmp_path_factory):
             asked = driver.tick("inference_sensor")
             check = _check(instance, "evaluated")
             report = _materialization(instance, "drift_report")
-    verdicts = {r["model"]: r for r in store.rows(health, window=DAY)}
+    verdicts = {r.model: r for r in store.verdicts(window=DAY)}
     return {"asked": [f"{r.job_name}[{r.partition_key}]" for r in asked], "failed_runs": driver.failed_runs,
             "verdicts": verdicts, "check": check, "report": report, "store": store}
 
@@ -140,21 +139,21 @@ def test_the_healthy_models_verdicts_are_complete_and_right(hostile_day):
     """breast_cancer: no label has arrived for the day and no alarm fired, so ok; diabetes: its drift
     (eight days old) is measured but no longer unusual for its own history; fx_rates moved 1.5 sd."""
     verdicts, store = hostile_day["verdicts"], hostile_day["store"]
-    assert verdicts["breast_cancer_classifier"]["status"] == "ok"
-    assert verdicts["diabetes_regressor"]["status"] == "ok"
-    assert [r["signal"] for r in verdicts["diabetes_regressor"]["reasons"]] == ["history"]
-    [diabetes_drift] = store.rows(drift_reports, "diabetes_regressor", DAY)
-    assert diabetes_drift["dataset_drift"]
-    assert verdicts["fx_rates"]["status"] == "drifted"
+    assert verdicts["breast_cancer_classifier"].status == "ok"
+    assert verdicts["diabetes_regressor"].status == "ok"
+    assert [r["signal"] for r in verdicts["diabetes_regressor"].reasons] == ["history"]
+    [diabetes_drift] = store.drift("diabetes_regressor", DAY)
+    assert diabetes_drift.dataset_drift
+    assert verdicts["fx_rates"].status == "drifted"
 
 
 def test_the_broken_models_are_failed_with_their_reasons(hostile_day):
     verdicts = hostile_day["verdicts"]
     wine, plugin = verdicts["wine_classifier"], verdicts["plugin_model"]
-    assert wine["status"] == "failed" and plugin["status"] == "failed"
-    [wine_reason] = wine["reasons"]
+    assert wine.status == "failed" and plugin.status == "failed"
+    [wine_reason] = wine.reasons
     assert wine_reason["stage"] == "window" and "parquet" in wine_reason["detail"].lower()
-    [plugin_reason] = plugin["reasons"]
+    [plugin_reason] = plugin.reasons
     assert plugin_reason["stage"] == "drift" and "divided by zero" in plugin_reason["detail"]
     check = hostile_day["check"]
     assert not check.passed and check.metadata["failed_models"].value == ["plugin_model", "wine_classifier"]
@@ -169,8 +168,10 @@ def test_the_failed_evaluations_are_problems_that_alert(hostile_day):
 
 
 def test_dollar_signs_in_feature_names_are_drawn_not_interpreted(hostile_day):
+    from watchkeeper.tables import markdown_text
+
     report = hostile_day["report"]["report"]
-    section = report[report.index("### fx_rates"):]
+    section = report[report.index(f"### {markdown_text('fx_rates')}"):]
     section = section[: section.index("### ", 4)] if "### " in section[4:] else section
     assert "data:image/png;base64," in section and "picture not drawn" not in section
-    assert "usd_$_to_$_eur" in section
+    assert markdown_text("usd_$_to_$_eur") in section

@@ -7,20 +7,24 @@ Layout (the contract with whatever writes predictions):
 Labels join predictions by `prediction_id` whenever they arrive, so a window's labels
 are the union of every arrival file, not one file. Anything else in the drop folder is
 skipped with its reason by `InferenceLog.scan`, never raised on.
+
+Every reader raises InferenceInputError (one line, naming the file) on a file it cannot
+read, such as a truncated Parquet file or a label file without its columns, so the
+evaluation loop can fail that one model's window and carry on with the others.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
@@ -28,8 +32,21 @@ from watchkeeper.names import model_name_problem
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
 MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
 REQUIRED_COLUMNS = ("timestamp", "prediction_id", "prediction")
+LABEL_COLUMNS = ("prediction_id", "label")
 SUFFIX = ".parquet"
 LINK_OUT = "a link out of the drop folder, or to nothing"
+
+
+class InferenceInputError(DataFileError):
+    """An inference, label or window file that cannot be read; one line, naming the file."""
+
+
+def read_file(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A drop-folder Parquet file (only `columns` when given), or an InferenceInputError."""
+    try:
+        return read_parquet(path, columns)
+    except DataFileError as error:
+        raise InferenceInputError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -170,14 +187,14 @@ class InferenceLog:
 
     def read_predictions(self, model: str, day: str) -> pd.DataFrame | None:
         path = self.root / INFERENCE / model / f"{day}.parquet"
-        return pd.read_parquet(path) if path.exists() else None
+        return read_file(path) if path.exists() else None
 
     def read_labels(self, model: str) -> pd.DataFrame:
         """All labels of a model that have arrived so far (one row per prediction id)."""
         paths = sorted((self.root / LABELS / model).glob("*.parquet"))
         if not paths:
             return pd.DataFrame({"prediction_id": pd.Series(dtype=str), "label": pd.Series(dtype=float)})
-        labels = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+        labels = pd.concat([read_file(p, LABEL_COLUMNS) for p in paths], ignore_index=True)
         return labels.drop_duplicates("prediction_id", keep="last")
 
     def read_labels_for(self, model: str, window: str, max_delay_days: int = MAX_LABEL_DELAY_DAYS) -> pd.DataFrame:
@@ -193,7 +210,7 @@ class InferenceLog:
     def read_arrivals(self, model: str, arrival_day: str) -> pd.DataFrame | None:
         """The labels that arrived on one day (the next elements of the model's error stream)."""
         path = self.root / LABELS / model / f"{arrival_day}.parquet"
-        return pd.read_parquet(path) if path.exists() else None
+        return read_file(path, LABEL_COLUMNS) if path.exists() else None
 
     def label_days(self, arrival: DropFile, predictions: Iterable[DropFile], max_delay_days: int) -> LabelDays:
         """The windows whose labels arrived in one label file: the windows to refresh.
@@ -214,10 +231,10 @@ class InferenceLog:
     def _prediction_ids(self, path: Path, found: LabelDays) -> set:
         """The prediction ids in a file; none (and the reason in `found`) when it cannot be read."""
         try:
-            return set(pq.read_table(path, columns=["prediction_id"]).column(0).to_pylist())
-        except (OSError, pa.ArrowException, KeyError, ValueError) as e:
+            return set(read_file(path, ("prediction_id",))["prediction_id"])
+        except InferenceInputError as e:
             name = self._name(path)
-            reason = one_line(str(e).replace(str(path), name))      # the drop folder's name for it, not the host's
+            reason = one_line(str(e).replace(f"{path}: ", ""))      # the drop folder names the file itself
             found.unreadable.append(Skipped(name, f"its prediction ids cannot be read: {reason}"))
             return set()
 
@@ -232,22 +249,42 @@ class InferenceLog:
 
     def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         path = self.root / WINDOWS / model / f"{day}.parquet"
-        return pd.read_parquet(path, columns=columns) if path.exists() else None
+        return read_file(path, columns) if path.exists() else None
 
 
 def window_problems(frame: pd.DataFrame, features: list[str], day: str) -> list[str]:
     """What is wrong with a window, in words; the rows are kept whatever is found."""
     problems = []
+    naming = column_name_problem(frame.columns)
+    if naming:
+        problems.append(naming)
     missing = [c for c in (*REQUIRED_COLUMNS, *features) if c not in frame.columns]
     if missing:
         problems.append(f"missing columns: {', '.join(missing)}")
-    if "prediction_id" in frame.columns and frame["prediction_id"].duplicated().any():
-        problems.append(f"{int(frame['prediction_id'].duplicated().sum())} duplicate prediction ids")
-    if "timestamp" in frame.columns:
-        days = pd.to_datetime(frame["timestamp"], utc=True).dt.strftime("%Y-%m-%d")
-        outside = int((days != day).sum())
-        if outside:
-            problems.append(f"{outside} rows with a timestamp outside {day}")
+    if "prediction_id" in frame.columns and not naming:
+        ids = frame["prediction_id"]
+        if ids.isna().any():
+            problems.append(f"{int(ids.isna().sum())} rows without a prediction id")
+        if ids.dropna().duplicated().any():
+            problems.append(f"{int(ids.dropna().duplicated().sum())} duplicate prediction ids")
+    if "timestamp" in frame.columns and not naming:
+        problems += _timestamp_problems(frame["timestamp"], day)
+    return problems
+
+
+def _timestamp_problems(timestamps: pd.Series, day: str) -> list[str]:
+    """Missing, unreadable and out-of-day timestamps, each counted (never a parse exception)."""
+    problems = []
+    absent = timestamps.isna()
+    if absent.any():
+        problems.append(f"{int(absent.sum())} rows without a timestamp")
+    parsed = pd.to_datetime(timestamps, utc=True, errors="coerce", format="mixed")   # not a time: NaT
+    unreadable = int((parsed.isna() & ~absent).sum())
+    if unreadable:
+        problems.append(f"{unreadable} rows with a timestamp that is not a time")
+    outside = int((parsed.notna() & (parsed.dt.strftime("%Y-%m-%d") != day)).sum())
+    if outside:
+        problems.append(f"{outside} rows with a timestamp outside {day}")
     return problems
 
 

@@ -30,7 +30,7 @@ from watchkeeper.problems import ProblemLog
 from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
 from watchkeeper.stages import STAGES, Stage, StageContext, WindowMetrics, judge
-from watchkeeper.store import MonitoringStore, StoredProfile, failures
+from watchkeeper.store import MonitoringStore, StoredFailure, StoredProfile
 from watchkeeper.telemetry import evaluation_span
 
 WINDOW, DRIFT, PERFORMANCE, CONCEPT, HEALTH = "window", "drift", "performance", "concept", "health"
@@ -120,7 +120,7 @@ class WindowMonitor:
         """The verdict, its problems and their notifications, in one transaction."""
         model, version, day = outcome.model, outcome.version, outcome.window
         with evaluation_span("model_health", model, version, day) as step:
-            standing = self.store.rows(failures, model, day)
+            standing = self.store.failures(model, day)
             verdict = failed_verdict(standing) if standing or context is None else judge(context, outcome)
             step.set(status=verdict.status)
             latest = day >= (self.store.latest_window(model) or day)   # an older window resolves nothing
@@ -133,9 +133,9 @@ class WindowMonitor:
         outcome.verdict = verdict
 
 
-def failed_verdict(standing: list[dict]) -> Verdict:
+def failed_verdict(standing: list[StoredFailure]) -> Verdict:
     """A window that could not be evaluated: which stage failed and why, one reason each."""
-    return Verdict(FAILED, [{"signal": "evaluation", "stage": f["stage"], "detail": f"{f['stage']}: {f['reason']}"}
+    return Verdict(FAILED, [{"signal": "evaluation", "stage": f.stage, "detail": f"{f.stage}: {f.reason}"}
                             for f in standing])
 
 

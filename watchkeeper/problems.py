@@ -16,7 +16,6 @@ so the verdict, its problems and its notifications commit together or not at all
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,11 +23,9 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.alerting.record import AlertRecord
-from watchkeeper.store import MonitoringStore
-from watchkeeper.store.schema import problems
+from watchkeeper.store import MonitoringStore, StoredProblem
 
 OPEN, ACKNOWLEDGED, RESOLVED, REOPENED = "open", "acknowledged", "resolved", "reopened"
 ACTIVE = (OPEN, ACKNOWLEDGED, REOPENED)
@@ -70,8 +67,8 @@ class ProblemLog:
     """The lifecycle of every problem, on the monitoring store (SQLite or PostgreSQL)."""
 
     def __init__(self, store: MonitoringStore, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
-        self.outbox = Outbox(store.engine, clock=clock)
+        self.store, self.rows = store, store.problem_rows
+        self.outbox = store.outbox(clock)
         self.clock = clock
 
     def now(self) -> datetime:
@@ -103,11 +100,10 @@ class ProblemLog:
     def acknowledge(self, fingerprint: str) -> bool:
         """Someone took the problem (e.g. its ticket was assigned): escalation for nobody
         acknowledging it stops. False when there is no such active problem."""
-        c = problems.c
         with self.store.transaction() as conn:
-            done = conn.execute(problems.update().where(c.fingerprint == fingerprint, c.state.in_((OPEN, REOPENED)))
-                                .values(state=ACKNOWLEDGED, acknowledged_at=self.now()))
-        return done.rowcount == 1
+            done = self.rows.transition(conn, (OPEN, REOPENED), fingerprint=fingerprint, state=ACKNOWLEDGED,
+                                        acknowledged_at=self.now())
+        return done == 1
 
     def sweep(self, policy: Policy, tags_of: Callable[[str], Mapping[str, str]] = lambda model: {}) -> int:
         """Queue escalations that are due by time alone (tickets unacknowledged for too long).
@@ -117,7 +113,7 @@ class ProblemLog:
         """
         queued = 0
         with self.store.transaction() as conn:
-            for problem in self._select(conn, problems.c.state.in_((OPEN, REOPENED))):
+            for problem in map(_problem, self.rows.select(conn, states=(OPEN, REOPENED))):
                 plan = policy.plan(problem.alert, self.now(), problem.opened_at, False,
                                    self.outbox.last_sent(problem.fingerprint, tx=conn), tags_of(problem.model),
                                    routes=False)
@@ -128,43 +124,32 @@ class ProblemLog:
     def problems(self, model: str | None = None) -> list[Problem]:
         """Every problem (of one model), oldest first."""
         with self.store.engine.connect() as conn:
-            return self._select(conn, True if model is None else problems.c.model == model)
+            return [_problem(row) for row in self.rows.select(conn, model)]
 
     def _observe(self, conn: sa.Connection, alert: AlertRecord) -> Problem:
         """Count the window in the problem's history: a newer window adds one and reopens a
         resolved problem; a rerun or an older window changes neither."""
-        c = problems.c
-        found = conn.execute(sa.select(problems).where(c.fingerprint == alert.fingerprint).with_for_update()).mappings().first()
-        payload = json.dumps(alert.to_dict())
+        found = self.rows.find(conn, alert.fingerprint, lock=True)
         if found is None:
-            conn.execute(problems.insert().values(
+            self.rows.insert(conn, StoredProblem(
                 fingerprint=alert.fingerprint, model=alert.model, version=alert.version, kind=alert.kind, state=OPEN,
                 first_window=alert.window, last_window=alert.window, occurrence=1, opened_at=self.now(),
-                payload_json=payload))
+                acknowledged_at=None, resolved_at=None, payload=alert.to_dict()))
         else:
-            values: dict = {"payload_json": payload}
-            if alert.window > found["last_window"]:
-                values |= {"occurrence": c.occurrence + 1, "last_window": alert.window}
-                if found["state"] == RESOLVED:
+            values: dict = {}
+            if alert.window > found.last_window:
+                values |= {"occurrence": found.occurrence + 1, "last_window": alert.window}
+                if found.state == RESOLVED:
                     values |= {"state": REOPENED, "resolved_at": None}
-            conn.execute(problems.update().where(c.fingerprint == alert.fingerprint).values(**values))
-        return self._select(conn, c.fingerprint == alert.fingerprint)[0]
+            self.rows.update(conn, alert.fingerprint, payload=alert.to_dict(), **values)
+        return _problem(self.rows.find(conn, alert.fingerprint))
 
     def _resolve_absent(self, conn: sa.Connection, model: str, version: str, present: set[str]) -> None:
-        c = problems.c
-        conn.execute(problems.update()
-                     .where(c.model == model, c.version == version, c.state.in_(ACTIVE), c.fingerprint.not_in(present))
-                     .values(state=RESOLVED, resolved_at=self.now()))
-
-    @staticmethod
-    def _select(conn: sa.Connection, where) -> list[Problem]:
-        rows = conn.execute(sa.select(problems).where(where).order_by(problems.c.opened_at, problems.c.fingerprint))
-        return [Problem(r["fingerprint"], r["model"], r["version"], r["kind"], r["state"], r["first_window"],
-                        r["last_window"], r["occurrence"], _aware(r["opened_at"]),
-                        replace(AlertRecord.from_dict(json.loads(r["payload_json"])), occurrence=r["occurrence"]))
-                for r in rows.mappings()]
+        self.rows.transition(conn, ACTIVE, model=model, version=version, keep=present, state=RESOLVED,
+                             resolved_at=self.now())
 
 
-def _aware(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored here is UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+def _problem(row: StoredProblem) -> Problem:
+    return Problem(row.fingerprint, row.model, row.version, row.kind, row.state, row.first_window, row.last_window,
+                   row.occurrence, row.opened_at,
+                   replace(AlertRecord.from_dict(row.payload), occurrence=row.occurrence))

@@ -65,6 +65,7 @@ class ModelReference:
         where = f"reference of {stored.model} v{stored.version}"
         try:
             profile = ReferenceProfile.from_dict(stored.profile)
+            profile.require_rows()
             data = stored.reference
             reference = cls(
                 stored.model, stored.version, stored.task, [str(f) for f in data["features"]], profile,

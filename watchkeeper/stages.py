@@ -28,8 +28,7 @@ from watchkeeper.performance import MetricValue, compute_metrics, segment_metric
 from watchkeeper.quality import FAILED as QUALITY_FAILED
 from watchkeeper.quality import QualityResult, QualitySuite
 from watchkeeper.reference import ModelReference
-from watchkeeper.store import MonitoringStore, drift_reports, metrics, quality
-from watchkeeper.store import segment_metrics as segment_table
+from watchkeeper.store import MonitoringStore, StoredMetric
 from watchkeeper.telemetry import EvaluationStep
 
 if TYPE_CHECKING:
@@ -130,8 +129,8 @@ def drift_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSte
 def _quality(context: StageContext, outcome: ModelWindow) -> QualityResult | None:
     if outcome.quality is not None:
         return outcome.quality
-    stored = context.store.rows(quality, context.reference.model, context.day)
-    return QualityResult.from_dict(stored[0]["result"]) if stored else None
+    stored = context.store.quality(context.reference.model, context.day)
+    return QualityResult.from_dict(stored[0].result) if stored else None
 
 
 # ---------------------------------------------------------------- performance
@@ -243,33 +242,32 @@ def judge(context: StageContext, outcome: ModelWindow) -> Verdict:
 
 
 def _stored_block(context: StageContext) -> str | None:
-    stored = context.store.rows(quality, context.reference.model, context.day)
-    if stored and stored[0]["status"] == QUALITY_FAILED and not context.store.rows(drift_reports, context.reference.model,
-                                                                                   context.day):
-        return QualityResult.from_dict(stored[0]["result"]).describe()
+    model, day = context.reference.model, context.day
+    stored = context.store.quality(model, day)
+    if stored and stored[0].status == QUALITY_FAILED and not context.store.drift(model, day):
+        return QualityResult.from_dict(stored[0].result).describe()
     return None
 
 
 def _stored_drift(context: StageContext) -> dict | None:
-    found = context.store.rows(drift_reports, context.reference.model, context.day)
-    return found[0]["report"] if found else None
+    found = context.store.drift(context.reference.model, context.day)
+    return found[0].report if found else None
 
 
-def _stored_metrics(context: StageContext) -> list[dict]:
-    return [m for m in context.store.rows(metrics, context.reference.model, context.day)
-            if not m["metric"].startswith(ESTIMATED)]
+def _stored_metrics(context: StageContext) -> list[StoredMetric]:
+    return [m for m in context.store.metrics(context.reference.model, context.day)
+            if not m.metric.startswith(ESTIMATED)]
 
 
 def _realised(context: StageContext, outcome: ModelWindow) -> list[dict]:
     if outcome.metrics is not None:
         return [m.to_dict() for m in outcome.metrics.realised]
-    return [{"name": m["metric"], "value": m["value"], "lower": m["lower"], "upper": m["upper"]}
-            for m in _stored_metrics(context)]
+    return [{"name": m.metric, "value": m.value, "lower": m.lower, "upper": m.upper} for m in _stored_metrics(context)]
 
 
 def _stored_labelled(context: StageContext) -> int:
     stored = _stored_metrics(context)
-    return stored[0]["n_labelled"] if stored else 0
+    return stored[0].n_labelled if stored else 0
 
 
 def _segment_deltas(context: StageContext, outcome: ModelWindow) -> dict[str, float]:
@@ -279,7 +277,7 @@ def _segment_deltas(context: StageContext, outcome: ModelWindow) -> dict[str, fl
     if outcome.metrics is not None:
         rows = outcome.metrics.segments
     else:
-        rows = [r for s in context.store.rows(segment_table, reference.model, context.day) for r in s["segments"]]
+        rows = [r for s in context.store.segments(reference.model, context.day) for r in s.segments]
     if primary not in reference.metrics:
         return {}
     base = reference.metrics[primary].value

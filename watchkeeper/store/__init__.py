@@ -11,20 +11,34 @@ Alembic (watchkeeper/store/migrate.py) when the store is opened.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from watchkeeper.store.migrate import ensure_current
+from watchkeeper.store.outbox import Outbox
+from watchkeeper.store.problem_rows import ProblemRows
+from watchkeeper.store.records import (
+    StoredDrift,
+    StoredFailure,
+    StoredMetric,
+    StoredProblem,
+    StoredProfile,
+    StoredQuality,
+    StoredSegments,
+    StoredStream,
+    StoredVerdict,
+    StoredWindow,
+    decoded,
+)
 from watchkeeper.store.schema import (
     drift_reports,
     failures,
     health,
-    metadata,
     metrics,
     profiles,
     quality,
@@ -33,19 +47,10 @@ from watchkeeper.store.schema import (
     windows,
 )
 
-__all__ = ["MonitoringStore", "StoredProfile", "drift_reports", "failures", "health", "metadata", "metrics",
-           "profiles", "quality", "segment_metrics", "streams", "windows"]
+__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
+           "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict", "StoredWindow"]
 
-
-@dataclass(frozen=True)
-class StoredProfile:
-    """A model version's reference as stored; watchkeeper.reference.ModelReference is its typed form."""
-
-    model: str
-    version: str
-    task: str
-    profile: dict[str, Any]
-    reference: dict[str, Any]   # {"metrics": {name: MetricValue dict}, "classes": [...], "features": [...]}
+Record = TypeVar("Record")
 
 
 class MonitoringStore:
@@ -165,30 +170,70 @@ class MonitoringStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(health.c.window)).where(health.c.model == model)).scalar()
 
-    def rows(self, table: sa.Table, model: str | None = None, window: str | None = None,
-             since: str | None = None, before: str | None = None) -> list[dict]:
-        """Rows of a result table, oldest window first, JSON columns decoded; `since` (inclusive)
-        and `before` (exclusive) bound the windows, so a long history is not read to use a part."""
+    # ------------------------------------------------------------ reading results
+
+    def windows(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                before: str | None = None) -> list[StoredWindow]:
+        """Kept production windows; every reader takes the same filters (see `_read`)."""
+        return self._read(windows, StoredWindow, model, window, since, before)
+
+    def quality(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                before: str | None = None) -> list[StoredQuality]:
+        return self._read(quality, StoredQuality, model, window, since, before)
+
+    def drift(self, model: str | None = None, window: str | None = None, since: str | None = None,
+              before: str | None = None) -> list[StoredDrift]:
+        return self._read(drift_reports, StoredDrift, model, window, since, before)
+
+    def metrics(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                before: str | None = None) -> list[StoredMetric]:
+        return self._read(metrics, StoredMetric, model, window, since, before)
+
+    def segments(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                 before: str | None = None) -> list[StoredSegments]:
+        return self._read(segment_metrics, StoredSegments, model, window, since, before)
+
+    def verdicts(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                 before: str | None = None) -> list[StoredVerdict]:
+        return self._read(health, StoredVerdict, model, window, since, before)
+
+    def streams(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                before: str | None = None) -> list[StoredStream]:
+        """Concept-drift detector days (`window` and the bounds filter their `day`)."""
+        return self._read(streams, StoredStream, model, window, since, before)
+
+    def failures(self, model: str | None = None, window: str | None = None, since: str | None = None,
+                 before: str | None = None) -> list[StoredFailure]:
+        return self._read(failures, StoredFailure, model, window, since, before)
+
+    def _read(self, table: sa.Table, record: Callable[..., Record], model: str | None, window: str | None,
+              since: str | None, before: str | None) -> list[Record]:
+        """Rows of a result table as records, by model then oldest window first; `since`
+        (inclusive) and `before` (exclusive) bound the windows, so a long history is not read to
+        use a part of it."""
+        day = table.c["day"] if "day" in table.c else table.c["window"]
         query = sa.select(table)
-        if model is not None:
-            query = query.where(table.c.model == model)
-        if window is not None:
-            query = query.where(table.c.window == window)
+        for column, value in ((table.c.model, model), (day, window)):
+            if value is not None:
+                query = query.where(column == value)
         if since is not None:
-            query = query.where(table.c.window >= since)
+            query = query.where(day >= since)
         if before is not None:
-            query = query.where(table.c.window < before)
-        order = [table.c.model] + [table.c[c] for c in ("window", "day") if c in table.c]
+            query = query.where(day < before)
         with self.engine.connect() as conn:
-            result = conn.execute(query.order_by(*order)).mappings().all()
-        return [decode(dict(r)) for r in result]
+            found = conn.execute(query.order_by(table.c.model, day, *table.primary_key.columns)).mappings().all()
+        return [record(**decoded(row)) for row in found]
 
+    # ------------------------------------------------------------ the problem log and the outbox
 
-def decode(row: dict) -> dict:
-    """A stored row with its JSON columns decoded (`reasons_json` becomes `reasons`)."""
-    for name in [n for n in row if n.endswith("_json")]:
-        row[name[: -len("_json")]] = json.loads(row.pop(name))
-    return row
+    @property
+    def problem_rows(self) -> ProblemRows:
+        """The problem log's rows (watchkeeper.problems owns their lifecycle)."""
+        return ProblemRows(self.engine)
+
+    def outbox(self, clock: Callable[[], float] = time.time) -> Outbox:
+        """The alert outbox on this store's database."""
+        return Outbox(self.engine, clock=clock)
 
 
 def _use_wal(engine: sa.Engine) -> None:
