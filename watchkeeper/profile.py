@@ -203,7 +203,12 @@ def _sorted_quantiles(xs: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 
 def _numeric_profile(name: str, series: pd.Series) -> FeatureProfile:
-    xs, missing = finite_sorted(series)
+    return numeric_profile(name, *finite_sorted(series))
+
+
+def numeric_profile(name: str, xs: np.ndarray, missing: int) -> FeatureProfile:
+    """The profile of a numeric column from its sorted finite values and its missing count
+    (shared by fit_profile and the column-by-column fit of watchkeeper.files)."""
     if len(xs) == 0:
         return FeatureProfile(name, NUMERIC, 0, missing)
     mean = float(xs.mean())
@@ -226,7 +231,11 @@ def _cap_categories(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def _categorical_profile(name: str, series: pd.Series) -> FeatureProfile:
-    counts, missing = category_counts(series)
+    return categorical_profile(name, *category_counts(series))
+
+
+def categorical_profile(name: str, counts: Mapping[str, int], missing: int) -> FeatureProfile:
+    """The profile of a categorical column from its label counts and missing count."""
     capped = _cap_categories(counts)
     return FeatureProfile(name, CATEGORICAL, sum(counts.values()), missing, categories=capped)
 
