@@ -22,10 +22,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read: `watchkeeper drift` on files never needs it
+    import pandas as pd
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 QUANTILE_POINTS = 201
@@ -113,6 +115,8 @@ class ReferenceProfile:
 
 def finite_sorted(series: pd.Series) -> tuple[np.ndarray, int]:
     """Sorted finite values and the missing count (NaN/None/NaT/±inf); ValueError on non-numbers."""
+    import pandas as pd
+
     na = series.isna().to_numpy()
     try:
         values = pd.to_numeric(series).to_numpy(dtype="float64", na_value=np.nan)
@@ -176,6 +180,8 @@ def infer_kinds(
     df: pd.DataFrame, categorical: Iterable[str] = (), numeric: Iterable[str] = ()
 ) -> dict[str, str]:
     """Guess each column's kind; low-cardinality numbers are codes or flags, hence categorical."""
+    import pandas as pd
+
     categorical, numeric = set(categorical), set(numeric)
     unknown = sorted((categorical | numeric) - set(df.columns))
     if unknown:
