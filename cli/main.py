@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--current", type=Path, required=True, help="Parquet/CSV current window")
     drift.add_argument("--format", choices=["json", "text", "html"], default="json")
     drift.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    drift.add_argument("--multivariate", choices=["auto", "full", "off"], default="auto",
+                       help="joint-drift detectors when --reference is data: auto = PCA reconstruction on up to "
+                            "20,000 sampled rows (a fraction of a second); full = also a domain classifier "
+                            "(seconds to minutes); off = none")
 
     profile = commands.add_parser("profile", help="build a reference profile from data and save it as JSON")
     profile.add_argument("--data", type=Path, required=True, help="Parquet/CSV reference data")

@@ -68,13 +68,21 @@ def _arrow_floats(name: str, values: Any) -> np.ndarray:
         kind = values.type
     parts = [_chunk_floats(chunk) for chunk in _chunks(values) if len(chunk)]
     if not parts:
-        return np.empty(0, dtype=kind.to_pandas_dtype() if values.null_count == 0 else float)
+        return np.empty(0, dtype=_numpy_dtype(kind))
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _numpy_dtype(kind: Any) -> np.dtype:
+    """The numpy dtype of an Arrow integer or float type (pyarrow's to_pandas_dtype imports pandas)."""
+    import pyarrow as pa
+
+    letter = "f" if pa.types.is_floating(kind) else "i" if pa.types.is_signed_integer(kind) else "u"
+    return np.dtype(f"<{letter}{kind.bit_width // 8}")
 
 
 def _chunk_floats(chunk: Any) -> np.ndarray:
     """One fixed-width Arrow chunk as numpy, through its buffers: pyarrow's to_numpy imports pandas."""
-    dtype = np.dtype(chunk.type.to_pandas_dtype())
+    dtype = _numpy_dtype(chunk.type)
     validity, data = chunk.buffers()[:2]
     out = np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
     if not chunk.null_count:
@@ -82,6 +90,14 @@ def _chunk_floats(chunk: Any) -> np.ndarray:
     valid = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
     valid = valid[chunk.offset:chunk.offset + len(chunk)].astype(bool)
     return np.where(valid, out, np.nan)
+
+
+def arrow_indices(rows: np.ndarray) -> Any:
+    """Row positions as an Arrow int64 array, built on the numpy buffer (pa.array would import pandas)."""
+    import pyarrow as pa
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
 
 
 def label_counts(values: Any) -> tuple[dict[str, int], int]:
@@ -119,5 +135,7 @@ def labels(values: Any) -> np.ndarray:
         encoded = encoded.combine_chunks()
     names = [None if v is None else category_label(v) for v in encoded.dictionary.to_pylist()]
     lookup = np.array(names + [None], dtype=object)
-    codes = _chunk_floats(encoded.indices.fill_null(len(names)))
+    codes = _chunk_floats(encoded.indices)  # NaN where missing (then float), else the integer codes
+    if codes.dtype.kind == "f":
+        codes = np.where(np.isnan(codes), len(names), codes).astype(np.int64)
     return lookup[codes]

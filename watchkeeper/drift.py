@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from watchkeeper.decision import LABEL_EFFECT, SHAPE_EFFECT, DriftConfig, decide
 from watchkeeper.drift_tests import Histograms, TestResult, load_test, run_test
@@ -33,6 +34,9 @@ from watchkeeper.stats import (
     two_sample_ks,
     wasserstein_on_grid,
 )
+
+if TYPE_CHECKING:  # evaluate_drift takes a DataFrame; files never need pandas
+    import pandas as pd
 
 __all__ = ["DriftConfig", "DriftInputError", "DriftReport", "FeatureDrift", "evaluate_drift", "evaluate_parquet", "psi"]
 
@@ -193,8 +197,9 @@ def _categorical(features: list[FeatureProfile], sketch: WindowSketch, config: D
 # ---------------------------------------------------------------- assembly and entry points
 
 
-def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig, ignored: list[str]) -> DriftReport:
-    """Decide across all features at once, then lay the results out in profile order."""
+def report_from_sketch(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig,
+                       ignored: list[str]) -> DriftReport:
+    """Decide across all features of a folded window at once, then lay the results out in profile order."""
     kinds = {kind: [f for f in profile.features.values() if f.kind == kind] for kind in (NUMERIC, CATEGORICAL)}
     results = []
     if kinds[NUMERIC]:
@@ -234,7 +239,7 @@ def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig
     return DriftReport(config.dataset_drift(n_drifted, len(features)), profile.n_rows, sketch.rows, features, ignored)
 
 
-def _check_columns(profile: ReferenceProfile, columns: list[str], n_rows: int) -> list[str]:
+def check_columns(profile: ReferenceProfile, columns: list[str], n_rows: int) -> list[str]:
     """One-line errors for windows that cannot be compared; returns the columns that will be ignored."""
     if n_rows == 0:
         raise DriftInputError("current window is empty")
@@ -251,41 +256,23 @@ def evaluate_drift(
     profile: ReferenceProfile, current: pd.DataFrame, config: DriftConfig = DriftConfig()
 ) -> DriftReport:
     """Test every profiled feature of ``current``; columns the profile does not know are listed, not tested."""
+    import pandas as pd
+
     if not isinstance(current, pd.DataFrame):
         raise DriftInputError(f"current window must be a pandas DataFrame, got {type(current).__name__}")
-    ignored = _check_columns(profile, list(current.columns), len(current))
+    ignored = check_columns(profile, list(current.columns), len(current))
     sketch = WindowSketch(profile)
     try:
         sketch.add({name: current[name] for name in profile.features}, len(current))
     except SketchInputError as error:
         raise DriftInputError(str(error)) from None
-    return _report(profile, sketch, config, ignored)
+    return report_from_sketch(profile, sketch, config, ignored)
 
 
 def evaluate_parquet(profile: ReferenceProfile, path: str | Path, config: DriftConfig = DriftConfig(),
                      batch_size: int | None = None) -> DriftReport:
-    """Stream a Parquet window in record batches: memory is one batch, however large the file.
+    """Stream a Parquet window in record batches: memory is one batch, however large the file
+    (watchkeeper.files.evaluate_file, which also reads CSV)."""
+    from watchkeeper.files import evaluate_file, open_file
 
-    Only the profiled columns are read. pyarrow decodes a whole row group at a time (several
-    times its size at peak), so memory is bounded by the row-group size, not the file size:
-    write large windows with row groups of ~20 MB (e.g. 10,000 rows x 500 float32 columns).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        source = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds a whole row group twice
-    except (OSError, pa.ArrowException) as error:
-        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
-    ignored = _check_columns(profile, source.schema_arrow.names, source.metadata.num_rows)
-    sketch = WindowSketch(profile)
-    n_numeric = sum(f.kind == NUMERIC for f in profile.features.values())
-    batches = source.iter_batches(batch_size=batch_size or sketch.block_rows(n_numeric), columns=list(profile.features))
-    try:
-        for batch in batches:
-            sketch.add({name: batch.column(name) for name in profile.features}, batch.num_rows)
-    except SketchInputError as error:
-        raise DriftInputError(str(error)) from None
-    except (OSError, pa.ArrowException) as error:
-        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
-    return _report(profile, sketch, config, ignored)
+    return evaluate_file(profile, open_file(path), config, batch_size=batch_size)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.columns import ColumnError, float_values, labels
+from watchkeeper.columns import ColumnError, arrow_indices, float_values, labels
 from watchkeeper.profile import CATEGORICAL, NUMERIC, sketch_cdf
 from watchkeeper.special import normal_sf
 
@@ -86,15 +86,20 @@ def _check_alpha(alpha: float) -> None:
 
 @dataclass
 class ColumnCode:
-    """How one source column becomes numbers: a numeric column its value (missing -> ``fill``, the
-    reference median), a categorical one a 0/1 column per kept label; each gets a missing-flag
-    column when the reference has gaps."""
+    """How one source column becomes numbers. A numeric column: its value winsorized at the
+    reference's 0.1% and 99.9% quantiles (``low``, ``high``; missing -> ``fill``, the median), minus
+    the median, over ``unit``, a power of two near that range, so that neither an outlier nor values
+    near 1e308 can overflow the PCA. A categorical one: a 0/1 column per kept label. Each gets a
+    missing-flag column when the reference has gaps."""
 
     name: str
     kind: str
     fill: float = 0.0
     labels: list[str] = field(default_factory=list)
     flag: bool = False
+    low: float = 0.0
+    high: float = 0.0
+    unit: float = 1.0
 
     @property
     def width(self) -> int:
@@ -124,9 +129,12 @@ class Encoder:
             column = _column(table, name)
             if kind == NUMERIC:
                 x = _numbers(name, column)
-                missing = np.isnan(x)
-                codes.append(ColumnCode(str(name), NUMERIC, float(np.median(x[~missing])) if (~missing).any() else 0.0,
-                                        flag=bool(missing.any())))
+                present = x[~np.isnan(x)]
+                fill, low, high = np.quantile(present, [0.5, 0.001, 0.999]) if present.size else (0.0, 0.0, 0.0)
+                with np.errstate(over="ignore"):
+                    reach = min(max(abs(high - fill), abs(fill - low)), np.finfo(float).max)
+                codes.append(ColumnCode(str(name), NUMERIC, float(fill), flag=present.size < len(x), low=float(low),
+                                        high=float(high), unit=float(np.ldexp(1.0, np.frexp(reach)[1]))))
             else:
                 values = labels(column)
                 present = values[values != None]  # noqa: E711 (elementwise on an object array)
@@ -142,7 +150,7 @@ class Encoder:
             if code.kind == NUMERIC:
                 x = _numbers(code.name, column)
                 missing = np.isnan(x)
-                blocks.append(np.where(missing, code.fill, x))
+                blocks.append((np.clip(np.where(missing, code.fill, x), code.low, code.high) - code.fill) / code.unit)
             else:
                 values = labels(column)
                 missing = values == None  # noqa: E711
@@ -214,8 +222,8 @@ def _take(table: Any, rows: np.ndarray | None) -> Any:
         return table
     if hasattr(table, "iloc"):
         return table.iloc[rows]
-    return {name: (column.take(rows) if hasattr(column, "take") and not isinstance(column, np.ndarray)
-                   else np.asarray(column)[rows]) for name, column in table.items()}
+    return {name: np.asarray(column)[rows] if isinstance(column, np.ndarray) else column.take(arrow_indices(rows))
+            for name, column in table.items()}
 
 
 # ---------------------------------------------------------------- PCA reconstruction error
@@ -375,7 +383,7 @@ def load_detector(text: str) -> PCADriftDetector:
         detector = PCADriftDetector(float(state["variance"]), float(state["alpha"]), float(state["min_auc"]),
                                     int(state["seed"]))
         codes = [ColumnCode(str(c["name"]), str(c["kind"]), float(c["fill"]), [str(x) for x in c["labels"]],
-                            bool(c["flag"])) for c in state["codes"]]
+                            bool(c["flag"]), float(c["low"]), float(c["high"]), float(c["unit"])) for c in state["codes"]]
         detector.encoder_ = Encoder(codes)
         width = int(sum(c.width for c in codes))
         k = int(state["n_components"])
@@ -388,7 +396,9 @@ def load_detector(text: str) -> PCADriftDetector:
         detector.n_components_ = k
         detector.explained_variance_ = float(state["explained_variance"])
         detector.threshold_ = None if state["threshold"] is None else float(state["threshold"])
+        bounds = np.array([[c.fill, c.low, c.high, c.unit] for c in codes], dtype=float).reshape(-1, 4)
         valid = (all(c.kind in (NUMERIC, CATEGORICAL) for c in codes) and len(detector.halves_) == PCA_HALVES
+                 and np.isfinite(bounds).all() and (bounds[:, 1] <= bounds[:, 2]).all() and (bounds[:, 3] > 0).all()
                  and 0 < k < width and np.all(detector.n_held_out_ > 0)
                  and np.all(np.diff(detector.error_quantiles_, axis=1) >= 0)
                  and all(np.all(h.scale > 0) for h in detector.halves_))

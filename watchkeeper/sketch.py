@@ -3,7 +3,8 @@
 Memory stays bounded by one batch however large the window: each batch of numeric columns is
 stacked into one (features x rows) float32 block, sorted row-wise, and probed at every feature's
 grid edges with one vectorised binary search. Before the cast each value is centred on the
-reference median and divided by a power of two near the reference's spread (exact in binary), so
+reference median and divided by a power of two near the spread of the reference's 1%..99%
+quantiles (exact in binary), so
 float32 keeps ~7 significant digits of the *spread*, whatever the values' magnitude. Finite values
 beyond float32's range (float64 goes to ~1.8e308) are clipped to its largest finite value: they
 still count as finite values, in the outermost cells, while NaN and ±inf stay missing. What is kept
@@ -74,14 +75,22 @@ class NumericGrid:
         # the profile's PSI edges, padded by repeating the last one (empty bins on both sides)
         bin_edges = np.array([_padded(f.bin_edges or [0.0], PSI_BINS - 1) for f in features]).reshape(n, PSI_BINS - 1)
         center = knots[:, QUANTILE_POINTS // 2]
-        with np.errstate(over="ignore"):
-            spread = np.abs(knots - center[:, None]).max(axis=1, initial=0.0)
-        scale = np.ldexp(1.0, np.frexp(np.minimum(spread, np.finfo(float).max))[1])
+        scale = np.ldexp(1.0, np.frexp(_spread(knots, center))[1])
         inf = np.full((n, 1), np.inf)
         inner_probes = _scaled(np.concatenate([edges, bin_edges], axis=1), center[:, None], scale[:, None])
         probes = np.concatenate([-inf, inner_probes, np.full_like(inf, _F32_MAX), inf], axis=1)
         return cls([f.name for f in features], center, scale, edges, ref_cdf,
                    np.array([f.count > 0 for f in features], dtype=bool), probes.astype(np.float32))
+
+
+def _spread(knots: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Per row, how far the reference's 1%..99% quantiles reach from the center (its whole range
+    when that is 0): the bulk sets the scale, so one value near 1e300 cannot flush the rest to 0."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        inner = np.abs(knots[:, 2:-2] - center[:, None]).max(axis=1, initial=0.0)
+        whole = np.abs(knots - center[:, None]).max(axis=1, initial=0.0)
+    spread = np.where(inner > 0, inner, whole)
+    return np.nan_to_num(np.minimum(spread, np.finfo(float).max), nan=0.0)
 
 
 def _padded(values: list[float], size: int) -> list[float]:
