@@ -22,10 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from watchkeeper.alerting.policy import load_policy
+from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.metrics_export import StoreCollector, serve
 from watchkeeper.profile import fit_profile
+from watchkeeper.problems import ProblemLog, fingerprint
 from watchkeeper.store import MonitoringStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FIRST_WINDOW = date(2026, 11, 1)
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -55,6 +60,7 @@ def fill_store(url: str, n_models: int, n_windows: int, n_features: int, seed: i
     rng = np.random.default_rng(seed)
     reports = drift_reports(n_features, rng)
     store = MonitoringStore(url)
+    problems, policy = ProblemLog(store), load_policy(ROOT / "deploy" / "alerting.demo.yaml")
     for m in range(n_models):
         model = f"model_{m:04d}"
         for w in range(n_windows):
@@ -66,7 +72,9 @@ def fill_store(url: str, n_models: int, n_windows: int, n_features: int, seed: i
             store.put_metrics(model, window, "1", values, n_labelled=int(rng.integers(0, 500)), n_predictions=500)
             store.put_health(model, window, "1", STATUSES[(m + w) % len(STATUSES)], [])
         if m % 10 == 0:
-            store.open_alert(f"{model}:1:data_drift", model, "1", "data_drift", window, {})
+            kind = "data_drift"
+            problems.record(model, "1", window, [AlertRecord(fingerprint(model, "1", kind), model, "1", window,
+                                                             "warning", kind, kind, "")], policy)
 
 
 def time_scrapes(url: str, scrapes: int, max_features: int) -> tuple[list[float], list[float], int, int]:

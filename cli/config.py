@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli.arguments import input_file
 from cli.main import CommandError
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -14,8 +15,8 @@ def add_config_parser(commands: argparse._SubParsersAction) -> None:
     config = commands.add_parser("config", help="validate the monitoring and alerting configuration")
     actions = config.add_subparsers(dest="config_command", required=True)
     validate = actions.add_parser("validate", help="load and check both files; exit 2 with a one-line error")
-    validate.add_argument("--monitoring", type=Path, default=PROJECT / "deploy" / "monitoring.yaml")
-    validate.add_argument("--alerting", type=Path, default=PROJECT / "deploy" / "alerting.yaml")
+    validate.add_argument("--monitoring", type=input_file, default=PROJECT / "deploy" / "monitoring.yaml")
+    validate.add_argument("--alerting", type=input_file, default=PROJECT / "deploy" / "alerting.yaml")
 
 
 def config_command(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from cli.main import CommandError
 from watchkeeper.drift import DriftConfig, DriftInputError
 from watchkeeper.drift_tests import available_tests
-from watchkeeper.files import RowSample, evaluate_file, fit_profile_file, kinds, open_file
-from watchkeeper.profile import ReferenceProfile
+from watchkeeper.files import RowSample, Source, evaluate_file, fit_profile_file, kinds, open_file
+from watchkeeper.profile import ProfileError, ReferenceProfile
 from watchkeeper.tables import markdown_table
 
 if TYPE_CHECKING:
@@ -32,56 +32,60 @@ MULTIVARIATE_MODES = {"auto": (20_000, None), "full": (100_000, 20_000), "off": 
 
 def read_table(path: Path) -> pd.DataFrame:
     """A Parquet or CSV file as a pandas frame, or a one-line error (for commands that need pandas)."""
-    import pandas as pd
+    from watchkeeper import frames
 
-    if not path.exists():
-        raise CommandError(f"{path}: no such file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-    except Exception as error:  # any reader failure is the user's file, not our bug
-        raise CommandError(f"{path}: cannot be read ({type(error).__name__}: {error})") from error
-    raise CommandError(f"{path}: expected a .parquet or .csv file")
+        return frames.read_table(path)
+    except frames.DataFileError as error:
+        raise CommandError(str(error)) from None
 
 
 def is_profile(path: Path) -> bool:
     return path.suffix.lower() == ".json" and path.exists()
 
 
-def load_profile(path: Path) -> ReferenceProfile:
+def open_data(path: Path) -> Source:
     try:
-        return ReferenceProfile.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as error:
-        raise CommandError(f"{path}: not a Watchkeeper profile ({error})") from error
+        return open_file(path)
+    except DriftInputError as error:
+        raise CommandError(str(error)) from None
+
+
+def load_reference(path: Path, data: Source | None = None, sample: RowSample | None = None) -> ReferenceProfile:
+    """The saved profile at ``path``, or the profile fitted on reference ``data`` (its rows sampled
+    into ``sample`` on the way); refused when too small to test drift."""
+    try:
+        profile = ReferenceProfile.from_json(path) if data is None else fit_profile_file(data, sample)
+        profile.require_rows()
+    except (ProfileError, DriftInputError) as error:
+        text = str(error)   # from_json and the file readers name the file already
+        raise CommandError(text if text.startswith(f"{path}: ") else f"{path}: {text}") from None
+    return profile
 
 
 def load_config(path: Path | None) -> DriftConfig:
     """The model's drift config from a YAML/JSON mapping (keys as in DriftConfig), or the defaults."""
     if path is None:
         return DriftConfig()
-    import yaml  # YAML is a superset of JSON, so one reader serves both
+    from watchkeeper.config import ConfigError, load_drift_config
 
     try:
-        return DriftConfig.from_dict(yaml.safe_load(path.read_text()) or {})
-    except (OSError, yaml.YAMLError, ValueError, AttributeError) as error:
-        raise CommandError(f"{path}: not a drift config ({' '.join(str(error).split())})") from error
+        return load_drift_config(path)
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
 
 
 def drift_command(args: argparse.Namespace) -> int:
     config = load_config(getattr(args, "config", None))
     pca_rows, classifier_rows = MULTIVARIATE_MODES[getattr(args, "multivariate", "auto")]
+    rows = max(pca_rows or 0, classifier_rows or 0)
+    current = open_data(args.current)
+    reference = None if is_profile(args.reference) else open_data(args.reference)
+    samples = None  # joint drift needs the reference rows, which a profile does not keep
+    if reference is not None and rows:
+        samples = RowSample(reference.num_rows, rows), RowSample(current.num_rows, rows, seed=1)
+    profile = load_reference(args.reference, reference, samples[0] if samples else None)
     try:
-        current = open_file(args.current)
-        samples = None
-        if is_profile(args.reference):  # joint drift needs the reference rows, which a profile does not keep
-            profile = load_profile(args.reference)
-        else:
-            reference = open_file(args.reference)
-            rows = max(pca_rows or 0, classifier_rows or 0)
-            samples = (RowSample(reference.num_rows, rows), RowSample(current.num_rows, rows, seed=1)) if rows else None
-            profile = fit_profile_file(reference, samples[0] if samples else None)
         report = evaluate_file(profile, current, config, samples[1] if samples else None)
     except DriftInputError as error:
         raise CommandError(str(error)) from error
@@ -90,12 +94,19 @@ def drift_command(args: argparse.Namespace) -> int:
         result["multivariate"] = multivariate(samples[0].columns(), samples[1].columns(), kinds(profile),
                                               pca_rows, classifier_rows)
     render = {"json": lambda r: json.dumps(r, indent=2), "text": render_text, "html": render_html}[args.format]
-    output = render(result)
-    if args.output:
-        args.output.write_text(output)
-    else:
-        print(output)
+    write(render(result), args.output)
     return 0
+
+
+def write(text: str, path: Path | None) -> None:
+    """To `path`, or to stdout; a failed write (disk full, ...) is one line."""
+    if path is None:
+        print(text)
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"{path}: cannot be written ({error.strerror or error})") from None
 
 
 def multivariate(reference: dict, current: dict, feature_kinds: dict[str, str], pca_rows: int,
@@ -119,11 +130,8 @@ def multivariate(reference: dict, current: dict, feature_kinds: dict[str, str], 
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    try:
-        profile = fit_profile_file(open_file(args.data))
-    except DriftInputError as error:
-        raise CommandError(str(error)) from error
-    args.output.write_text(json.dumps(profile.to_dict()))
+    profile = load_reference(args.data, open_data(args.data))
+    write(json.dumps(profile.to_dict(), allow_nan=False), args.output)
     print(f"profile of {profile.n_rows} rows x {len(profile.features)} features written to {args.output}")
     return 0
 
@@ -137,18 +145,33 @@ def render_text(report: dict) -> str:
 
 
 def render_html(report: dict) -> str:
-    """A self-contained page: the verdict, the feature table, and a plot per feature."""
-    from watchkeeper.plots import drift_histograms, markdown_image  # matplotlib only when asked for
+    """A self-contained page: the verdict, the feature table, and a plot per feature.
 
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(f.get(c)))}</td>" for c in TEXT_COLUMNS) + "</tr>"
+    Everything that came from the data (feature names, labels, values) is escaped for HTML,
+    attributes included, and the page forbids scripts outright (Content-Security-Policy), so a
+    feature named `"><img src=x onerror=alert(1)>` is shown as text, never run.
+    """
+    from watchkeeper.plots import PlotError, data_uri, drift_histograms  # matplotlib only when asked for
+
+    def text(value: object) -> str:
+        return html.escape(str(value), quote=True)
+
+    rows = "".join("<tr>" + "".join(f"<td>{text(f.get(c))}</td>" for c in TEXT_COLUMNS) + "</tr>"
                    for f in report["features"])
-    plots = []
-    for feature in sorted(report["features"], key=lambda f: -(f["effect_size"] or 0.0)):
-        uri = markdown_image(drift_histograms([feature], feature["name"], limit=1), feature["name"])
-        plots.append(f'<figure><img alt="{html.escape(feature["name"])}" src="{uri[uri.index("(") + 1:-1]}"></figure>')
+    def figure(feature: dict) -> str:
+        try:
+            uri = data_uri(drift_histograms([feature], feature["name"], limit=1))
+        except PlotError as error:   # the report stands without its picture; the reason is shown instead
+            return f"<figure><figcaption>{text(error)}</figcaption></figure>"
+        return f'<figure><img alt="{text(feature["name"])}" src="{uri}"></figure>'
+
+    plots = [figure(f) for f in sorted(report["features"], key=lambda f: -(f["effect_size"] or 0.0))]
     verdict = "Dataset drift" if report["dataset_drift"] else "No dataset drift"
     head = "".join(f"<th>{c}</th>" for c in TEXT_COLUMNS)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Watchkeeper drift report</title></head>"
-            f"<body><h1>{verdict}</h1><p>{report['n_reference']} reference rows, {report['n_current']} current rows, "
-            f"drifted: {html.escape(', '.join(report['drifted_features']) or 'none')}</p>"
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:\">"
+            "<title>Watchkeeper drift report</title></head>"
+            f"<body><h1>{verdict}</h1><p>{int(report['n_reference'])} reference rows, "
+            f"{int(report['n_current'])} current rows, "
+            f"drifted: {text(', '.join(report['drifted_features']) or 'none')}</p>"
             f"<table border='1'><tr>{head}</tr>{rows}</table>{''.join(plots)}</body></html>")

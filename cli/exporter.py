@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cli import arguments as arg
+
 DEFAULT_PORT = 9715
 DEFAULT_MAX_FEATURES = 50
 RECENT_RUNS = 500   # run records read per scrape for the pipeline series
@@ -21,26 +23,25 @@ RECENT_RUNS = 500   # run records read per scrape for the pipeline series
 
 def add_exporter_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("exporter", help="serve Prometheus metrics from the monitoring store on /metrics")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--host", default="127.0.0.1",
+    parser.add_argument("--port", type=arg.port_or_any, default=DEFAULT_PORT,
+                        help=f"port to listen on (default {DEFAULT_PORT}; 0 for any free port)")
+    parser.add_argument("--host", type=arg.name, default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 to be scraped from other hosts)")
-    parser.add_argument("--store-url", help="SQLAlchemy URL of the monitoring store "
+    parser.add_argument("--store-url", type=database_url, help="SQLAlchemy URL of the monitoring store "
                         "(default: $WATCHKEEPER_STORE_URL, else ./monitoring.db)")
-    parser.add_argument("--max-features-per-model", type=int, default=DEFAULT_MAX_FEATURES,
+    parser.add_argument("--max-features-per-model", type=arg.positive_int, default=DEFAULT_MAX_FEATURES,
                         help="drift series per model, most drifted first (default %(default)s)")
-    parser.add_argument("--dagster-home", type=Path, help="Dagster instance whose runs give the pipeline "
+    parser.add_argument("--dagster-home", type=arg.existing_folder, help="Dagster instance whose runs give the pipeline "
                         "durations (default: $DAGSTER_HOME, else ./dagster_home when it exists)")
-    parser.add_argument("--push-gateway", metavar="URL",
+    parser.add_argument("--push-gateway", metavar="URL", type=arg.http_url,
                         help="push the metrics once to this Pushgateway and exit instead of serving")
-    parser.add_argument("--job", default="watchkeeper", help="Pushgateway job name (default %(default)s)")
+    parser.add_argument("--job", type=arg.name, default="watchkeeper", help="Pushgateway job name (default %(default)s)")
 
 
 def exporter_command(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from watchkeeper.metrics_export import PipelineCollector, StoreCollector
 
-    if args.max_features_per_model < 1:
-        raise CommandError(f"--max-features-per-model must be at least 1, got {args.max_features_per_model}")
     store = StoreCollector(store_url(args.store_url), max_features_per_model=args.max_features_per_model)
     sources = [store]
     home = dagster_home(args.dagster_home)
@@ -60,14 +61,36 @@ def store_url(given: str | None) -> str:
     """--store-url, else $WATCHKEEPER_STORE_URL, else ./monitoring.db, which must exist."""
     from cli.main import CommandError
 
-    url = given or os.environ.get("WATCHKEEPER_STORE_URL")
+    if given:
+        return given
+    url = os.environ.get("WATCHKEEPER_STORE_URL")
     if url:
-        return url
+        try:
+            return database_url(url)
+        except argparse.ArgumentTypeError as error:
+            raise CommandError(f"WATCHKEEPER_STORE_URL: {error}") from None
     default = Path.cwd() / "monitoring.db"
     if not default.exists():
         raise CommandError(f"no monitoring store: {default} does not exist (run `watchkeeper demo --headless` "
                            "here, or pass --store-url or set WATCHKEEPER_STORE_URL)")
     return f"sqlite:///{default}"
+
+
+def database_url(text: str) -> str:
+    """A SQLAlchemy URL (sqlite:///monitoring.db, postgresql+psycopg2://...), checked before any work."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        # the text is not echoed: a database URL can hold a password
+        raise argparse.ArgumentTypeError("not a database URL (e.g. sqlite:///monitoring.db or "
+                                         "postgresql+psycopg2://user@host/db)") from None
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such SQLite database")
+    return text
 
 
 def dagster_home(given: Path | None) -> Path | None:

@@ -3,52 +3,64 @@ so `watchkeeper drift --help` starts without loading Dagster or MLflow."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="watchkeeper", description="Model monitoring: drift, performance, health.")
+    """Run one command; returns the exit code (argparse's own exits included, so tests can call it)."""
+    from cli import arguments as arg
+
+    parser = arg.Parser(prog="watchkeeper", description="Model monitoring: drift, performance, health.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="build the demo (models, traffic, every window through Dagster)")
-    demo.add_argument("--dir", type=Path, default=Path.cwd(), help="folder to build the demo in (default: here)")
+    demo.add_argument("--dir", type=arg.folder, default=Path.cwd(), help="folder to build the demo in (default: here)")
     demo.add_argument("--headless", action="store_true", help="do not start the Dagster UI afterwards")
     demo.add_argument("--format", choices=["json", "text"], default="text")
-    demo.add_argument("--port", type=int, default=3000, help="port of the Dagster UI (default 3000)")
+    demo.add_argument("--port", type=arg.port, default=3000, help="port of the Dagster UI (default 3000)")
 
     drift = commands.add_parser("drift", help="compare a current window with a reference (data or saved profile)")
-    drift.add_argument("--reference", type=Path, required=True, help="Parquet/CSV reference data, or a profile .json")
-    drift.add_argument("--current", type=Path, required=True, help="Parquet/CSV current window")
+    drift.add_argument("--reference", type=arg.input_file, required=True,
+                       help="Parquet/CSV reference data, or a profile .json")
+    drift.add_argument("--current", type=arg.input_file, required=True, help="Parquet/CSV current window")
     drift.add_argument("--format", choices=["json", "text", "html"], default="json")
-    drift.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    drift.add_argument("--output", type=arg.output_file, help="write the report here instead of stdout")
     drift.add_argument("--multivariate", choices=["auto", "full", "off"], default="auto",
                        help="joint-drift detectors when --reference is data: auto = PCA reconstruction on up to "
                             "20,000 sampled rows (a fraction of a second); full = also a domain classifier "
                             "(seconds to minutes); off = none")
 
     profile = commands.add_parser("profile", help="build a reference profile from data and save it as JSON")
-    profile.add_argument("--data", type=Path, required=True, help="Parquet/CSV reference data")
-    profile.add_argument("--output", type=Path, required=True, help="where to save the profile (.json)")
+    profile.add_argument("--data", type=arg.input_file, required=True, help="Parquet/CSV reference data")
+    profile.add_argument("--output", type=arg.output_file, required=True, help="where to save the profile (.json)")
 
     stream = commands.add_parser("stream", help="concept drift alarms over a file of per-prediction errors")
-    stream.add_argument("--errors", type=Path, required=True, help="Parquet/CSV file, one row per prediction in arrival order")
-    stream.add_argument("--column", default="error", help="column of 0/1 or absolute errors (default: error)")
+    stream.add_argument("--errors", type=arg.input_file, required=True,
+                        help="Parquet/CSV file, one row per prediction in arrival order")
+    stream.add_argument("--column", type=arg.name, default="error",
+                        help="column of 0/1 or absolute errors (default: error)")
     stream.add_argument("--detector", default="auto", choices=["adwin", "ddm", "eddm", "hddm_a", "hddm_w",
                                                                "page_hinkley", "kswin", "auto"])
     stream.add_argument("--format", choices=["json"], default="json")
 
-    drift.add_argument("--config", type=Path, help="drift config YAML/JSON (see docs/drift.md)")
+    drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
 
     from cli.config import add_config_parser
+    from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
     add_exporter_parser(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
+    add_db_parser(commands)
 
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as exit_:   # --help, or a bad argument already reported in one line
+        return exit_.code if isinstance(exit_.code, int) else 2
+    if extra:   # argparse would report these from the top parser, without the command's name
+        return _fail(args, f"unrecognized arguments: {' '.join(extra)} (see {_prog(args)} --help)")
     try:
         if args.command == "demo":
             from cli.demo import demo_command
@@ -56,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from cli.config import config_command
             return config_command(args)
+        if args.command == "db":
+            from cli.db import db_command
+            return db_command(args)
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)
@@ -69,8 +84,17 @@ def main(argv: list[str] | None = None) -> int:
         from cli.drift import drift_command, profile_command
         return drift_command(args) if args.command == "drift" else profile_command(args)
     except CommandError as error:
-        print(f"watchkeeper {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args, str(error))
+
+
+def _prog(args) -> str:
+    """The command as typed: `watchkeeper drift`, `watchkeeper config validate`."""
+    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, "config_command", None)])])
+
+
+def _fail(args, message: str) -> int:
+    print(f"{_prog(args)}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 def single_threaded_blas() -> None:

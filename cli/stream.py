@@ -42,6 +42,8 @@ def read_errors(path: Path, column: str) -> np.ndarray:
         names = _column_names(path, suffix)
         if column not in names:
             raise CommandError(f"{path}: no column {column!r} (columns: {', '.join(names)})")
+        if names.count(column) > 1:   # which of them would be read is anyone's guess
+            raise CommandError(f"{path}: duplicate columns: {column!r} appears {names.count(column)} times")
         values = _read_column(path, suffix, column)
     except (pa.ArrowException, OSError, ValueError) as error:  # the user's file, not our bug
         raise CommandError(f"{path}: cannot be read ({type(error).__name__}: {' '.join(str(error).split())})") from error

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from watchkeeper.alerting.outbox import Outbox
+from watchkeeper.problems import ProblemLog
 from watchkeeper.registry import Registry
 from watchkeeper.retraining.challenger import ACTION_TAG
 from watchkeeper.retraining.gate import GATE_STATUS_TAG
-from watchkeeper.store import MonitoringStore, alerts, drift_reports, health, metrics, streams, windows
+from watchkeeper.store import MonitoringStore, StoredProfile
 
 
 def summarize(store_url: str, tracking_uri: str, failed_runs: list[str]) -> dict:
     store, registry = MonitoringStore(store_url), Registry(tracking_uri)
-    deliveries = Outbox(store.engine).rows()
+    outbox = store.outbox()
+    deliveries = outbox.rows()
     models = [_model_summary(store, name, stored) | _retraining(registry, name) | _actions(deliveries, name)
               for name, stored in sorted(store.latest_profiles().items())]
-    return {"models": models, "outbox": Outbox(store.engine).counts(), "failed_runs": failed_runs}
+    return {"models": models, "outbox": outbox.counts(), "failed_runs": failed_runs}
 
 
 def _actions(deliveries: list[dict], name: str) -> dict:
@@ -38,25 +39,25 @@ def _retraining(registry: Registry, name: str) -> dict:
             "promotion": newest.tags.get(GATE_STATUS_TAG) if newest else None}
 
 
-def _model_summary(store: MonitoringStore, name: str, stored) -> dict:
-    verdicts = store.rows(health, name)
-    drifted = [d for d in store.rows(drift_reports, name) if d["dataset_drift"]]
-    flagged = [v["window"] for v in verdicts if v["status"] in ("drifted", "degraded")]
-    labelled = {m["window"]: m["n_labelled"] / max(m["n_predictions"], 1) for m in store.rows(metrics, name)}
-    model_alerts = store.rows(alerts, name)
+def _model_summary(store: MonitoringStore, name: str, stored: StoredProfile) -> dict:
+    verdicts = store.verdicts(name)
+    drifted = [d for d in store.drift(name) if d.dataset_drift]
+    flagged = [v.window for v in verdicts if v.status in ("drifted", "degraded")]
+    labelled = {m.window: m.n_labelled / max(m.n_predictions, 1) for m in store.metrics(name)}
+    model_alerts = ProblemLog(store).problems(name)
     return {
         "name": name,
         "version": stored.version,
         "task": stored.task,
-        "windows": sum(w["n_rows"] > 0 for w in store.rows(windows, name)),
-        "drifted_windows": [d["window"] for d in drifted],
-        "degraded_windows": [v["window"] for v in verdicts if v["status"] == "degraded"],
+        "windows": sum(w.n_rows > 0 for w in store.windows(name)),
+        "drifted_windows": [d.window for d in drifted],
+        "degraded_windows": [v.window for v in verdicts if v.status == "degraded"],
         "flagged_windows": flagged,
         "first_flagged_window": flagged[0] if flagged else None,
-        "drifted_features": sorted({f for d in drifted for f in d["report"]["drifted_features"]}),
-        "health": verdicts[-1]["status"] if verdicts else "no_data",
+        "drifted_features": sorted({f for d in drifted for f in d.report["drifted_features"]}),
+        "health": verdicts[-1].status if verdicts else "no_data",
         "label_completeness": labelled,
-        "concept_alarm_days": [s["day"] for s in store.rows(streams, name) if s["stream"] == "errors" and s["alarms"]],
+        "concept_alarm_days": [s.day for s in store.streams(name) if s.stream == "errors" and s.alarms],
         "alerts": len(model_alerts),
-        "alert_kinds": sorted(a["kind"] for a in model_alerts),
+        "alert_kinds": sorted(a.kind for a in model_alerts),
     }

@@ -2,26 +2,22 @@
 
 import dagster as dg
 
-from monitoring_assets.concept import concept_drift
-from monitoring_assets.drift import drift_report
-from monitoring_assets.health import model_health
+from monitoring_assets import concept, drift, health, performance, windows
 from monitoring_assets.partitions import daily_windows
-from monitoring_assets.performance import performance_metrics
 from monitoring_assets.reference import reference_profile
 from monitoring_assets.scorecard import model_scorecard
-from monitoring_assets.windows import production_window
 
 profile_job = dg.define_asset_job(
     "profile_model", selection=[reference_profile],
     description="Profile a model's champion version (started by the registry sensor).")
 
 evaluate_window_job = dg.define_asset_job(
-    "evaluate_window", selection=[production_window, drift_report, performance_metrics, concept_drift, model_health],
+    "evaluate_window", selection=[windows.SPEC.key, drift.SPEC.key, performance.SPEC.key, concept.SPEC.key, health.SPEC.key],
     partitions_def=daily_windows,
     description="Evaluate one day's window for every monitored model (started when predictions land).")
 
 refresh_labels_job = dg.define_asset_job(
-    "refresh_labels", selection=[performance_metrics, model_health], partitions_def=daily_windows,
+    "refresh_labels", selection=[performance.SPEC.key, health.SPEC.key], partitions_def=daily_windows,
     description="Recompute a window's realised metrics and verdict when late labels land.")
 
 scorecard_job = dg.define_asset_job(

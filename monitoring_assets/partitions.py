@@ -9,10 +9,11 @@ the README) is paid once per window, not once per model per window.
 
 import dagster as dg
 
+from watchkeeper.inference_log import MAX_LABEL_DELAY_DAYS
+
 model_partitions = dg.DynamicPartitionsDefinition(name="models")
 
 # The demo's first day. A deployment with older windows moves this date back.
 daily_windows = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC")
 
-# Labels arriving on day d belong to predictions of day d - MAX_LABEL_DELAY_DAYS .. d.
-MAX_LABEL_DELAY_DAYS = 7
+__all__ = ["MAX_LABEL_DELAY_DAYS", "daily_windows", "model_partitions"]

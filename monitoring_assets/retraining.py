@@ -9,8 +9,8 @@ from resources import (
     MonitoringConfigResource,
     MonitoringStoreResource,
 )
-from watchkeeper.alerting.outbox import Outbox
 from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.problems import ProblemLog, fingerprint
 from watchkeeper.retraining.cycle import run_retraining
 from watchkeeper.retraining.gate import NEEDS_APPROVAL
 
@@ -43,13 +43,11 @@ def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlfl
 def _ask_for_approval(monitoring_store: MonitoringStoreResource, alerting: AlertingResource, config: RetrainConfig,
                       version: str, reason: str) -> None:
     """A challenger won the gate but policy wants a person: record the problem and open a ticket."""
-    store, kind, window = monitoring_store.store(), "promotion_approval", config.windows[-1]
-    fingerprint = f"{config.model}:{version}:{kind}"
-    store.open_alert(fingerprint, config.model, version, kind, window, {"signal": kind, "detail": reason})
-    alert = AlertRecord(fingerprint, config.model, version, window, "warning", kind,
+    kind, window = "promotion_approval", config.windows[-1]
+    alert = AlertRecord(fingerprint(config.model, version, kind), config.model, version, window, "warning", kind,
                         f"Approve challenger version {version} of {config.model}?", reason,
                         links={"mlflow_version": f"{alerting.mlflow_url.rstrip('/')}/#/models/{config.model}/versions/{version}"})
-    Outbox(store.engine).notify(config.model, version, window, [alert], alerting.policy())
+    ProblemLog(monitoring_store.store()).record(config.model, version, window, [alert], alerting.policy(), latest=False)
 
 
 @dg.job(description="Retrain (or first recalibrate) one model on recent labels; promote only through the gate. "

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from monitoring_assets.health import model_health
+from monitoring_assets.health import SPEC as HEALTH_SPEC
 from monitoring_assets.partitions import model_partitions
 from resources import MonitoringStoreResource
 from watchkeeper.performance import PRIMARY_METRIC
 from watchkeeper.plots import markdown_image, metric_history
-from watchkeeper.store import drift_reports, health, metrics, streams, windows
+from watchkeeper.store import MonitoringStore
 from watchkeeper.tables import markdown_table
 
 HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", "lower", "upper",
@@ -16,7 +16,7 @@ HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", 
 
 @dg.asset(
     partitions_def=model_partitions,
-    deps=[dg.AssetDep(model_health, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(HEALTH_SPEC.key, partition_mapping=dg.AllPartitionMapping())],
     group_name="reports",
     kinds={"sql"},
     description="Per model: every window's verdict with its evidence, and the primary metric's trend "
@@ -43,22 +43,22 @@ def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: Monitor
     })
 
 
-def _history(store, model: str, primary: str) -> list[dict]:
+def _history(store: MonitoringStore, model: str, primary: str) -> list[dict]:
     """One row per window: verdict, traffic, labels, the primary metric and the drifted features."""
-    rows_by_window = {w["window"]: w for w in store.rows(windows, model)}
-    drift_by_window = {d["window"]: d["report"] for d in store.rows(drift_reports, model)}
-    metric_by_window = {m["window"]: m for m in store.rows(metrics, model) if m["metric"] == primary}
-    alarms_by_day = {s["day"]: len(s["alarms"]) for s in store.rows(streams, model) if s["stream"] == "errors"}
+    rows_by_window = {w.window: w.n_rows for w in store.windows(model)}
+    drift_by_window = {d.window: d.report for d in store.drift(model)}
+    metric_by_window = {m.window: m for m in store.metrics(model) if m.metric == primary}
+    alarms_by_day = {s.day: len(s.alarms) for s in store.streams(model) if s.stream == "errors"}
     history = []
-    for verdict in store.rows(health, model):
-        window = verdict["window"]
-        metric = metric_by_window.get(window, {})
+    for verdict in store.verdicts(model):
+        window = verdict.window
+        metric = metric_by_window.get(window)
         history.append({
-            "window": window, "version": verdict["version"], "status": verdict["status"],
-            "rows": rows_by_window.get(window, {}).get("n_rows"), "labelled": metric.get("n_labelled"),
-            "metric": metric.get("value"), "lower": metric.get("lower"), "upper": metric.get("upper"),
+            "window": window, "version": verdict.version, "status": verdict.status,
+            "rows": rows_by_window.get(window), "labelled": metric and metric.n_labelled,
+            "metric": metric and metric.value, "lower": metric and metric.lower, "upper": metric and metric.upper,
             "concept_alarms": alarms_by_day.get(window, 0),
             "drifted_features": ", ".join(drift_by_window.get(window, {}).get("drifted_features", [])),
-            "why": "; ".join(r["detail"] for r in verdict["reasons"]),
+            "why": "; ".join(r["detail"] for r in verdict.reasons),
         })
     return history

@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from monitoring_assets.health import flagged_models, model_health
+from monitoring_assets.health import SPEC as HEALTH_SPEC
+from monitoring_assets.health import flagged_models
 from monitoring_assets.jobs import scorecard_job
 
 
-@dg.asset_sensor(asset_key=model_health.key, job=scorecard_job, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.asset_sensor(asset_key=HEALTH_SPEC.key, job=scorecard_job, default_status=dg.DefaultSensorStatus.STOPPED,
                  description="Refreshes model_scorecard for the models a model_health run flagged, so "
                              "thousands of healthy models cost nothing here.")
 def scorecard_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> list[dg.RunRequest]:

@@ -26,6 +26,38 @@ WATCHKEEPER = [sys.executable, "-m", "cli.main"]
 os.environ.setdefault("WATCHKEEPER_SIGNING_KEY", "test-signing-key-" + "0" * 32)
 
 
+POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url():
+    """A throw-away PostgreSQL database with a random name, dropped after the test: tests that run
+    at the same time (or a previous run that died) never share tables."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    require_service("PostgreSQL", 5432)
+    name = f"wk_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """The monitoring store's URL on each backend: the embedded SQLite file, and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'monitoring.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 def service_available(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -77,8 +109,7 @@ def broken_day(demo, tmp_path_factory) -> BrokenDay:
     from cli.sensor_driver import SensorDriver
     from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog
 
-    home = tmp_path_factory.mktemp("broken_day") / "demo"
-    shutil.copytree(demo[0], home)
+    home = demo_copy(demo[0], tmp_path_factory.mktemp("broken_day") / "demo")
     log = InferenceLog(home)
     caught_up = json.dumps({stream: max(f.mtime_ns for f in log.files(stream)) for stream in (INFERENCE, LABELS)})
     broken = _write_next_day(log)
@@ -99,15 +130,31 @@ def _write_next_day(log) -> pd.DataFrame:
     """Every model's last demo day replayed on BROKEN_DAY; BROKEN_MODEL's copy is broken. Returns it."""
     from watchkeeper.inference_log import INFERENCE
 
-    last = (pd.Timestamp(BROKEN_DAY) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    written = {}
+    frames = replayed_day(log, BROKEN_DAY)
+    frames[BROKEN_MODEL] = _broken(frames[BROKEN_MODEL])
+    for model, frame in frames.items():
+        frame.to_parquet(log.root / INFERENCE / model / f"{BROKEN_DAY}.parquet", index=False)
+    return frames[BROKEN_MODEL]
+
+
+def replayed_day(log, day: str) -> dict[str, pd.DataFrame]:
+    """Each model's predictions of the day before `day`, moved to `day` (timestamps and ids)."""
+    from watchkeeper.inference_log import INFERENCE
+
+    last = (pd.Timestamp(day) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    frames = {}
     for model in sorted(p.name for p in (log.root / INFERENCE).iterdir()):
         frame = log.read_predictions(model, last)
         frame["timestamp"] = frame["timestamp"] + pd.Timedelta(days=1)
-        frame["prediction_id"] = frame["prediction_id"].str.replace(last.replace("-", ""), BROKEN_DAY.replace("-", ""))
-        written[model] = _broken(frame) if model == BROKEN_MODEL else frame
-        written[model].to_parquet(log.root / INFERENCE / model / f"{BROKEN_DAY}.parquet", index=False)
-    return written[BROKEN_MODEL]
+        frame["prediction_id"] = frame["prediction_id"].str.replace(last.replace("-", ""), day.replace("-", ""))
+        frames[model] = frame
+    return frames
+
+
+def demo_copy(demo: Path, destination: Path) -> Path:
+    """A copy of the built demo to change (the session's demo stays as built)."""
+    shutil.copytree(demo, destination)
+    return destination
 
 
 def _broken(frame: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ told to fail, so tests drive the real client libraries through the failures they
         slack.delay(2.0, path="chat.postMessage")  # answer 2 s late, after acting on it
         slack.delay(0)
         slack.down(True)      # refuse connections (listening socket closed) ... down(False)
+        slack.answer_next({"ok": True}, path="chat.postMessage")  # next such request: this answer, unprocessed
         slack.messages        # what the service holds now
         slack.requests        # every request received, failed ones included
 
@@ -71,6 +72,7 @@ class Standin:
         self.requests: list[Recorded] = []
         self._lock = threading.RLock()
         self._fail_next: list[tuple[int, float | None]] = []
+        self._answers: list[tuple[str | None, Reply]] = []
         self._fail_p, self._fail_status, self._rng = 0.0, 503, random.Random(0)
         self._delay: tuple[float, str | None, str | None] = (0.0, None, None)
         self._port = 0
@@ -120,6 +122,12 @@ class Standin:
         with self._lock:
             self._fail_next += [(status, retry_after)] * n
 
+    def answer_next(self, body: dict | list | str, status: int = 200, path: str | None = None) -> None:
+        """The next request (whose path ends with `path`, when given) gets this answer, unprocessed:
+        how a test serves a malformed payload (a missing key, HTML instead of JSON) to a channel."""
+        with self._lock:
+            self._answers.append((path, Reply(status, body)))
+
     def fail_rate(self, p: float, seed: int = 0, status: int = 503) -> None:
         """From now on each request fails with probability `p` (seeded, so runs repeat); 0 stops it."""
         with self._lock:
@@ -147,7 +155,9 @@ class Standin:
         with self._lock:
             self.requests.append(request)
             failure = self._next_failure()
-            reply = self._failure_reply(*failure) if failure else self._handle_safely(request)
+            answer = None if failure else self._next_answer(request)
+            reply = (self._failure_reply(*failure) if failure else answer if answer is not None
+                     else self._handle_safely(request))
             seconds, method, path = self._delay
         if seconds and method in (None, request.method) and (path is None or request.path.endswith(path)):
             time.sleep(seconds)
@@ -159,6 +169,11 @@ class Standin:
         if self._fail_p and self._rng.random() < self._fail_p:
             return self._fail_status, None
         return None
+
+    def _next_answer(self, request: Recorded) -> Reply | None:
+        match = next((i for i, (path, _) in enumerate(self._answers)
+                      if path is None or request.path.endswith(path)), None)
+        return None if match is None else self._answers.pop(match)[1]
 
     def _failure_reply(self, status: int, retry_after: float | None) -> Reply:
         reply = self.error_reply(status)

@@ -26,6 +26,7 @@ from watchkeeper.alerting.channels import (
     CHANNEL_TYPES, JiraChannel, ServiceNowChannel, SlackChannel, TeamsChannel, available_channel_types, load_channel)
 from watchkeeper.alerting.channels.errors import parse_retry_after
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
+from watchkeeper.alerting.channels.jira_channel import wiki_escape
 from watchkeeper.alerting.channels.severity import PRIORITY_MATRIX, itil_fields
 from watchkeeper.alerting.record import AlertRecord, ChannelError
 
@@ -64,14 +65,14 @@ class Rig:
 def _slack(monkeypatch) -> Iterator[Rig]:
     with SlackStandin(token=SLACK_TOKEN) as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
-        yield Rig(slack, SlackChannel("C0ALERTS", base_url=slack.api_url, timeout=TIMEOUT), (SLACK_TOKEN,),
+        yield Rig(slack, SlackChannel("C0ALERTS", base_url=slack.api_url, timeout=TIMEOUT, allow_http_loopback=True), (SLACK_TOKEN,),
                   lambda: len(slack.messages))
 
 
 def _teams(monkeypatch) -> Iterator[Rig]:
     with TeamsStandin(sig=TEAMS_SIG) as teams:
         monkeypatch.setenv("TEAMS_WEBHOOK_URL", teams.webhook_url)
-        yield Rig(teams, TeamsChannel(timeout=TIMEOUT), (TEAMS_SIG,), lambda: len(teams.cards))
+        yield Rig(teams, TeamsChannel(timeout=TIMEOUT, allow_http_loopback=True), (TEAMS_SIG,), lambda: len(teams.cards))
 
 
 def _jira(deployment: str):
@@ -79,7 +80,7 @@ def _jira(deployment: str):
         with JiraStandin(token=JIRA_TOKEN, user="bot@example.com", deployment=deployment) as jira:
             monkeypatch.setenv("JIRA_API_TOKEN", JIRA_TOKEN)
             basic = base64.b64encode(f"bot@example.com:{JIRA_TOKEN}".encode()).decode()
-            yield Rig(jira, JiraChannel(jira.url, "OPS", user="bot@example.com", timeout=TIMEOUT),
+            yield Rig(jira, JiraChannel(jira.url, "OPS", user="bot@example.com", timeout=TIMEOUT, allow_http_loopback=True),
                       (JIRA_TOKEN, basic), lambda: len(jira.issues))
     return rig
 
@@ -89,7 +90,7 @@ def _servicenow(monkeypatch) -> Iterator[Rig]:
         monkeypatch.setenv("SERVICENOW_USER", sn.user)
         monkeypatch.setenv("SERVICENOW_PASSWORD", SN_PASSWORD)
         basic = base64.b64encode(f"{sn.user}:{SN_PASSWORD}".encode()).decode()
-        yield Rig(sn, ServiceNowChannel(sn.url, timeout=TIMEOUT), (SN_PASSWORD, basic), lambda: len(sn.incidents))
+        yield Rig(sn, ServiceNowChannel(sn.url, timeout=TIMEOUT, allow_http_loopback=True), (SN_PASSWORD, basic), lambda: len(sn.incidents))
 
 
 RIGS = {"slack": _slack, "teams": _teams, "jira_server": _jira("Server"), "jira_cloud": _jira("Cloud"),
@@ -226,7 +227,7 @@ def test_teams_retry_after_a_lost_answer_can_duplicate_unless_told_not_to(monkey
     with _rig("teams", monkeypatch) as rig:
         rig.standin.delay(LATE)
         assert not failure_of(rig.channel, make_alert()).permanent
-        strict = TeamsChannel(timeout=TIMEOUT, retry_ambiguous=False)
+        strict = TeamsChannel(timeout=TIMEOUT, retry_ambiguous=False, allow_http_loopback=True)
         assert failure_of(strict, make_alert()).permanent
         rig.standin.delay(0)
         rig.channel.send(make_alert())
@@ -236,7 +237,7 @@ def test_teams_retry_after_a_lost_answer_can_duplicate_unless_told_not_to(monkey
 def test_a_refused_connection_is_safe_to_retry_even_for_teams(monkeypatch):
     with _rig("teams", monkeypatch) as rig:
         rig.standin.down(True)
-        strict = TeamsChannel(timeout=TIMEOUT, retry_ambiguous=False)
+        strict = TeamsChannel(timeout=TIMEOUT, retry_ambiguous=False, allow_http_loopback=True)
         assert not failure_of(strict, make_alert()).permanent   # nothing was sent: retrying cannot duplicate
         rig.standin.down(False)
         strict.send(make_alert())
@@ -254,8 +255,8 @@ def test_slack_message_is_block_kit_with_the_evidence(monkeypatch):
     facts = " ".join(field["text"] for field in message["blocks"][1]["fields"])
     assert "critical (P1 Critical)" in facts and "churn v3" in facts and "2026-11-08" in facts
     sections = " ".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b)
-    assert "`income` ks statistic 0.2134, p=3.10e-08, psi 0.34" in sections
-    assert "`auc` 0.812 [0.79, 0.834], Δ -0.061 vs reference 0.873" in sections
+    assert "• income: ks statistic 0.2134, p=3.10e-08, psi 0.34" in sections
+    assert "• auc: 0.812 [0.79, 0.834], Δ -0.061 vs reference 0.873" in sections
     assert [e["url"] for e in blocks["actions"]["elements"]] == ["http://dagster.test/runs/r1",
                                                                "http://mlflow.test/#/models/churn/versions/3"]
     assert message["metadata"]["event_payload"]["fingerprint"] == "churn:3:performance"
@@ -269,12 +270,12 @@ def test_slack_update_replaces_the_content_and_finds_the_message_behind_other_ch
         alerts = [m for m in rig.standin.messages if m["metadata"]]
     assert delivery.action == "updated" and len(alerts) == 1
     assert alerts[0]["edited"] and alerts[0]["metadata"]["event_payload"]["window"] == "2026-11-09"
-    assert "*Window*\n2026-11-09" in [field["text"] for field in alerts[0]["blocks"][1]["fields"]]
+    assert "Window: 2026-11-09" in [field["text"] for field in alerts[0]["blocks"][1]["fields"]]
 
 
 def test_slack_answers_with_ok_false_become_permanent_or_retryable(monkeypatch):
     with _rig("slack", monkeypatch) as rig:
-        unknown = SlackChannel("C0NOWHERE", base_url=rig.standin.api_url, timeout=TIMEOUT)
+        unknown = SlackChannel("C0NOWHERE", base_url=rig.standin.api_url, timeout=TIMEOUT, allow_http_loopback=True)
         error = failure_of(unknown, make_alert())
         assert error.permanent and "channel_not_found" in str(error)
 
@@ -287,7 +288,13 @@ def test_long_lists_are_cut_and_the_cut_is_stated(monkeypatch):
         teams.channel.send(make_alert(features=many))
         assert "and 5 more features" in json.dumps(slack.standin.messages[0]["blocks"])
         assert "and 5 more features" in json.dumps(teams.standin.cards[0])
-        assert "`f9`" in json.dumps(slack.standin.messages[0]["blocks"])
+        assert "• f9:" in json.dumps(slack.standin.messages[0]["blocks"], ensure_ascii=False)
+
+
+def card_facts(card: dict) -> dict[str, str]:
+    """'label: value' rows of a card (RichTextBlocks of a bold run and a plain run) as a dict."""
+    return {block["inlines"][0]["text"].removesuffix(": "): block["inlines"][1]["text"] for block in card["body"]
+            if block["type"] == "RichTextBlock" and len(block["inlines"]) == 2}
 
 
 def test_teams_card_is_an_adaptive_card_with_the_same_content(monkeypatch):
@@ -296,7 +303,7 @@ def test_teams_card_is_an_adaptive_card_with_the_same_content(monkeypatch):
         [card] = rig.standin.cards
     assert delivery.action == "posted" and delivery.external_id
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    facts = {f["title"]: f["value"] for block in card["body"] if block["type"] == "FactSet" for f in block["facts"]}
+    facts = card_facts(card)
     assert facts["Severity"] == "critical (P1 Critical)" and facts["Model"] == "churn v3"
     assert facts["Fingerprint"] == "churn:3:performance"
     assert facts["income"] == "ks statistic 0.2134, p=3.10e-08, psi 0.34"
@@ -313,7 +320,7 @@ def test_jira_issue_fields_comments_and_reopening(monkeypatch, deployment):
         [issue] = rig.standin.issues
         rig.standin.resolve(issue["key"])
         reopened = rig.channel.send(make_alert(window="2026-11-10", occurrence=3))
-        warning = JiraChannel(rig.standin.url, "OPS", user="bot@example.com", timeout=TIMEOUT)
+        warning = JiraChannel(rig.standin.url, "OPS", user="bot@example.com", timeout=TIMEOUT, allow_http_loopback=True)
         warning.send(make_alert(fingerprint="churn:3:data_drift", severity="warning", kind="data_drift"))
         issues = rig.standin.issues
     fields = issue["fields"]
@@ -321,14 +328,14 @@ def test_jira_issue_fields_comments_and_reopening(monkeypatch, deployment):
     assert fields["priority"] == {"name": "Highest"} and fields["summary"] == make_alert().title
     assert fingerprint_key("churn:3:performance") in fields["labels"]
     assert "income: ks statistic 0.2134" in fields["description"]
-    assert len(issue["comments"]) == 1 and "window 2026-11-09" in issue["comments"][0]["body"]
+    assert len(issue["comments"]) == 1 and wiki_escape("window 2026-11-09") in issue["comments"][0]["body"]
     assert reopened.action == "created" and len(issues) == 3
     assert issues[2]["fields"]["priority"] == {"name": "Medium"}
 
 
 def test_jira_rejecting_a_field_is_permanent_with_its_reason(monkeypatch):
     with _rig("jira_server", monkeypatch) as rig:
-        odd = JiraChannel(rig.standin.url, "OPS", user="bot@example.com", timeout=TIMEOUT,
+        odd = JiraChannel(rig.standin.url, "OPS", user="bot@example.com", timeout=TIMEOUT, allow_http_loopback=True,
                           priority_names={1: "P1", 2: "P2", 3: "P3", 4: "P4", 5: "P5"})
         error = failure_of(odd, make_alert())
     assert error.permanent and "Specify a valid priority" in str(error)

@@ -68,13 +68,14 @@ def test_missing_configuration_names_the_variable(monkeypatch):
     """An unset WATCHKEEPER_* variable fails the run with its name, not a trace from deep inside."""
     import dagster as dg
 
-    from monitoring_assets import model_health
-    from resources import AlertingResource, MonitoringConfigResource, MonitoringStoreResource
+    from monitoring_assets import evaluate_models
+    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
 
     monkeypatch.delenv("WATCHKEEPER_STORE_URL", raising=False)
     with pytest.raises(Exception, match="WATCHKEEPER_STORE_URL"):
-        dg.materialize([model_health], partition_key="2026-11-01",
+        dg.materialize([evaluate_models], selection=["model_health"], partition_key="2026-11-01",
                        resources={"monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
+                                  "drop_folder": InferenceLogResource(root=str(ROOT)),
                                   "monitoring_config": MonitoringConfigResource(path=""),
                                   "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))},
                        instance=dg.DagsterInstance.ephemeral())

@@ -31,6 +31,8 @@ from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.problems import ProblemLog
+from watchkeeper.store import MonitoringStore
 
 N_ALERTS = 1000
 FAIL_RATE = 0.3
@@ -45,10 +47,11 @@ def policy_text(slack: SlackStandin, jira: JiraStandin, servicenow: ServiceNowSt
     """Every alert to its team's Slack channel; critical drift also to Jira, critical performance
     and data-quality problems also to ServiceNow."""
     lines = ["version: 1", "cooldown: 1h", "channels:"]
-    lines += [f"  slack-{team}: {{type: slack, channel_id: C{i}, base_url: '{slack.api_url}'}}"
+    local = "allow_http_loopback: true"   # the stand-ins speak http on 127.0.0.1
+    lines += [f"  slack-{team}: {{type: slack, channel_id: C{i}, base_url: '{slack.api_url}', {local}}}"
               for i, team in enumerate(TEAMS)]
-    lines += [f"  jira: {{type: jira, server: '{jira.url}', project: OPS, user: {jira.user}}}",
-              f"  servicenow: {{type: servicenow, instance_url: '{servicenow.url}'}}", "teams:"]
+    lines += [f"  jira: {{type: jira, server: '{jira.url}', project: OPS, user: {jira.user}, {local}}}",
+              f"  servicenow: {{type: servicenow, instance_url: '{servicenow.url}', {local}}}", "teams:"]
     lines += [f'  {team}: ["{team}-*"]' for team in TEAMS]
     lines += ["routes:"] + [f"  - {{match: {{team: {team}}}, to: [slack-{team}]}}" for team in TEAMS]
     lines += ["  - {match: {min_severity: critical, kind: [data_drift, concept_drift]}, to: [jira]}",
@@ -144,7 +147,8 @@ def test_every_alert_arrives_exactly_once_through_failures_outages_and_a_killed_
         policy_path = tmp_path / "alerting.yaml"
         policy_path.write_text(policy_text(slack, jira, servicenow))
         policy, db_url = load_policy(policy_path), f"sqlite:///{tmp_path / 'monitoring.db'}"
-        outbox = Outbox(db_url)
+        problems = ProblemLog(MonitoringStore(db_url))
+        outbox = problems.outbox
         env = {**os.environ, "SLACK_BOT_TOKEN": slack.token, "JIRA_API_TOKEN": jira.token,
                "SERVICENOW_USER": servicenow.user, "SERVICENOW_PASSWORD": servicenow.password}
         expected = Counter({(channel, fingerprint_key(a.fingerprint)): 1
@@ -158,7 +162,7 @@ def test_every_alert_arrives_exactly_once_through_failures_outages_and_a_killed_
         first = SenderProcess(tmp_path, "first", db_url, policy_path, len(expected), env)
         try:
             for alert in alerts():              # model_health enqueues while the sender is already delivering
-                outbox.notify(alert.model, alert.version, alert.window, [alert], policy)
+                problems.record(alert.model, alert.version, alert.window, [alert], policy)
             enqueued = time.perf_counter() - started
             wait_until(lambda: progress() >= 0.3, 120, "30% delivered")
             outage(standins)

@@ -24,7 +24,7 @@ from watchkeeper.profile import fit_profile
 def frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
     """Every kind of column pandas and Arrow may disagree on."""
     x = rng.normal(shift, 1, n)
-    x[:4] = [np.nan, np.inf, -np.inf, 1e300]
+    x[:4] = [np.nan, np.inf, -np.inf, 1e150]
     counts = pd.array(rng.poisson(20, n), dtype="Int64")
     counts[5:9] = pd.NA
     return pd.DataFrame({

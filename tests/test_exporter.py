@@ -22,7 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, WATCHKEEPER
 from watchkeeper.metrics_export import Gauge, PipelineCollector, RunTiming, StoreCollector, push_metrics, render, serve
-from watchkeeper.store import MonitoringStore, metrics
+from watchkeeper.alerting.policy import load_policy
+from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.problems import ProblemLog, fingerprint
+from watchkeeper.store import MonitoringStore
 
 OLD, NEW = "2026-11-01", "2026-11-02"
 NEW_END = datetime(2026, 11, 3, tzinfo=timezone.utc)   # daily windows end at the next midnight, UTC
@@ -48,8 +51,9 @@ def store(tmp_path) -> MonitoringStore:
     store.put_metrics("fraud", NEW, "1", [{"name": "mae", "value": 3.5, "lower": 3.0, "upper": 4.0}], 0, 0)
     store.put_drift("fraud", NEW, "1", drift_report([("amount", 0.02, False)]))
     store.put_health("fraud", NEW, "1", "ok", [])
-    store.open_alert("churn:2:performance", "churn", "2", "performance", NEW, {})
-    store.open_alert("churn:2:data_drift", "churn", "2", "data_drift", NEW, {})
+    problems = [AlertRecord(fingerprint("churn", "2", kind), "churn", "2", NEW, "warning", kind, kind, "")
+                for kind in ("performance", "data_drift")]
+    ProblemLog(store).record("churn", "2", NEW, problems, load_policy(ROOT / "deploy" / "alerting.demo.yaml"))
     return store
 
 
@@ -82,13 +86,14 @@ def collector(store: MonitoringStore, **kwargs) -> StoreCollector:
 
 def test_metric_series_are_the_newest_windows_rows(store):
     page = scrape(collector(store))
-    newest = [r for r in store.rows(metrics) if r["window"] == NEW]
+    newest = [r for r in store.metrics() if r.window == NEW]
     assert len(series(page, "watchkeeper_metric_value")) == len(newest) == 3
     for row in newest:
-        labels = {"model": row["model"], "version": row["version"], "metric": row["metric"]}
+        labels = {"model": row.model, "version": row.version, "metric": row.metric}
         for column in ("value", "lower", "upper"):
             exported = value(page, f"watchkeeper_metric_{column}", **labels)
-            assert exported == row[column] or (row[column] is None and math.isnan(exported))
+            stored = getattr(row, column)
+            assert exported == stored or (stored is None and math.isnan(exported))
 
 
 def test_health_drift_labels_and_alerts(store):
@@ -109,7 +114,7 @@ def test_health_drift_labels_and_alerts(store):
     assert value(page, "watchkeeper_drifted_features", model="churn", version="2") == 2
     assert series(page, "watchkeeper_model_alerts") == {
         (("kind", "data_drift"), ("model", "churn")): 1.0, (("kind", "performance"), ("model", "churn")): 1.0}
-    assert series(page, "watchkeeper_alerts") == {(("state", "open"),): 2.0}   # no outbox in this store
+    assert series(page, "watchkeeper_alerts") == {(("state", "pending"),): 2.0}   # queued, not yet sent
 
 
 def test_freshness_is_the_age_of_the_newest_evaluated_window(store):
@@ -149,18 +154,11 @@ def test_reports_with_nan_are_read_and_malformed_ones_fail_the_scrape_by_name(st
         collector(store).gauges()
 
 
-def test_alerts_by_delivery_state_come_from_the_outbox_when_there_is_one(store, caplog):
-    with store.engine.begin() as conn:   # the columns of watchkeeper.alerting.outbox that the exporter reads
-        conn.execute(sa.text("CREATE TABLE outbox (id INTEGER PRIMARY KEY, channel TEXT, status TEXT)"))
-        conn.execute(sa.text("INSERT INTO outbox (channel, status) VALUES ('slack', 'delivered'), "
-                             "('jira', 'delivered'), ('slack', 'pending'), ('teams', 'dead')"))
-    page = scrape(collector(store))
-    assert series(page, "watchkeeper_alerts") == {(("state", "delivered"),): 2.0, (("state", "pending"),): 1.0,
-                                                  (("state", "dead"),): 1.0}
+def test_alerts_by_delivery_state_come_from_the_outbox(store):
     with store.engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE outbox RENAME COLUMN status TO state_of_delivery"))
-    assert series(scrape(collector(store)), "watchkeeper_alerts") == {(("state", "open"),): 2.0}
-    assert "no 'status' column" in caplog.text
+        conn.execute(sa.text("UPDATE outbox SET status = 'delivered' WHERE fingerprint LIKE '%performance'"))
+    page = scrape(collector(store))
+    assert series(page, "watchkeeper_alerts") == {(("state", "delivered"),): 1.0, (("state", "pending"),): 1.0}
 
 
 def test_pipeline_durations_per_job():

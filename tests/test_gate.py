@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -161,3 +162,38 @@ def test_gate_command_exit_codes(versions, tracking_uri, tmp_path, capsys):
     code, _, err = gate(capsys, "--tracking-uri", f"sqlite:///{tmp_path}/nope.db", "--model", MODEL,
                         "--candidate", "2", "--data", str(tmp_path / "before.csv"))
     assert code == 2 and "no such MLflow database" in err
+
+
+# ---- degenerate evaluation sets: refused, never a promotion ----
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.assign(target=1), "evaluation data has a single class (1) in 'target'"),
+    (lambda f: f.iloc[:29], "evaluation data has 29 rows; the gate needs at least 30"),
+    (lambda f: f.assign(target=f["target"].where(f.index % 10 != 0)), "30 evaluation rows have no label in 'target'"),
+    (lambda f: f.assign(target=np.where(f.index % 50 == 0, 7, f["target"])), "labels the models never saw in 'target': 7"),
+    (lambda f: f.assign(x0=np.where(f.index == 3, np.nan, f["x0"])),
+     "the champion model cannot score the evaluation data (ValueError: Input X contains NaN"),
+])
+def test_a_degenerate_evaluation_set_is_refused(change, message):
+    """A classifier judged on one class, on a handful of rows, on labels it cannot predict or on data it
+    cannot score would give a meaningless interval: the gate refuses, so nothing is promoted on it."""
+    champion = FIT.fit(make_frame(500, 1), FEATURES, "target", "binary")
+    challenger = FIT.fit(make_frame(500, 2), FEATURES, "target", "binary")
+    with pytest.raises(GateError, match=re.escape(message)) as raised:
+        evaluate_gate("binary", champion, challenger, change(make_frame(300, 3)), FEATURES)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_regression_target_that_is_not_numbers_is_refused():
+    frame = make_frame(300, 3).assign(target=lambda f: f["x0"] * 2)
+    model = FIT.fit(frame, FEATURES, "target", "regression")
+    with pytest.raises(GateError, match="the regression target 'target' holds values that are not finite numbers"):
+        evaluate_gate("regression", model, model, frame.assign(target=np.where(frame.index == 5, np.inf,
+                                                                               frame["target"])), FEATURES)
+
+
+def test_gate_command_refuses_a_one_class_set(versions, tracking_uri, tmp_path, capsys):
+    make_frame(300, 50).assign(target=0).to_parquet(tmp_path / "one_class.parquet")
+    code, out, err = gate(capsys, "--tracking-uri", tracking_uri, "--model", MODEL, "--candidate", "2",
+                          "--data", str(tmp_path / "one_class.parquet"))
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "a single class (0)" in err

@@ -41,3 +41,26 @@ def test_engine_has_no_dagster_import():
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "watchkeeper").rglob("*.py")
                  if {"dagster", "dagster_webserver", "dagster_postgres"} & imported_modules(p)]
     assert offenders == []
+
+
+def test_only_the_store_knows_its_tables():
+    """Everything outside watchkeeper/store reads and writes results, the problem log and the outbox
+    through the store's typed methods, so a migration that changes a table changes only the store."""
+    sources = [p for layer in [*LAYERS, "cli", "bench"] for p in sorted((ROOT / layer).rglob("*.py"))]
+    sources.append(ROOT / "definitions.py")
+    store = ROOT / "watchkeeper" / "store"
+    offenders = [str(p.relative_to(ROOT)) for p in sources
+                 if store not in p.parents and _imports_store_tables(p)]
+    assert offenders == []
+
+
+def _imports_store_tables(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name.startswith("watchkeeper.store.schema") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("watchkeeper.store.schema"):
+                return True
+            if node.module == "watchkeeper.store" and any(a.name == "schema" for a in node.names):
+                return True
+    return False

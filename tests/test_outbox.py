@@ -18,16 +18,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from conftest import require_service
 from watchkeeper.alerting.builder import FEATURE_KEYS, AlertBuildError, alert_links, build_alerts
-from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender, metadata
+from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.health import WindowEvidence, assess
 from watchkeeper.profile import fit_profile
 
-POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "alerting.yaml"
 NOON_UTC = 1_794_312_000.0          # 2026-11-10 12:00:00 UTC: outside the example's quiet hours
 
@@ -63,16 +61,10 @@ def alert(i: int = 0, severity: str = "warning", window: str = "2026-11-10", mod
                        severity=severity, kind="data_drift", title="t", summary="s")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        yield sa.create_engine(f"sqlite:///{tmp_path / 'monitoring.db'}")
-        return
-    require_service("PostgreSQL", 5432)
-    engine = sa.create_engine(POSTGRES_URL)
-    metadata.drop_all(engine)
+@pytest.fixture
+def engine(store_url):
+    engine = sa.create_engine(store_url)
     yield engine
-    metadata.drop_all(engine)
     engine.dispose()
 
 
@@ -207,12 +199,6 @@ def test_a_pass_claims_no_new_batch_after_its_budget(outbox, clock):
     assert stats.delivered == 15                      # batches started at 0, 5 and 10 s
 
 
-def test_a_sqlite_file_is_switched_to_write_ahead_logging(tmp_path):
-    Outbox(f"sqlite:///{tmp_path / 'monitoring.db'}")
-    with sa.create_engine(f"sqlite:///{tmp_path / 'monitoring.db'}").connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-
-
 def test_drain_sleeps_until_rows_come_due(outbox, clock):
     flaky = Recorder("slack", [ChannelError("Slack: HTTP 503"), ChannelError("Slack: HTTP 429", retry_after=45)])
     s = sender(outbox, clock, flaky, base_delay=10.0)
@@ -221,46 +207,6 @@ def test_drain_sleeps_until_rows_come_due(outbox, clock):
     stats = s.drain(timeout=600)
     assert (stats.attempts, stats.delivered) == (3, 1)
     assert 5 + 45 <= clock() - start <= 10 + 45 + 1
-
-
-# --- notify: problem history, cooldown and escalation ----------------------------------------------
-
-@pytest.fixture
-def policy():
-    return load_policy(EXAMPLE)
-
-
-def test_occurrence_counts_windows_not_reruns_and_escalates_at_three(outbox, clock, policy):
-    def window(day: str) -> list[str]:
-        outbox.notify("churn-eu", "3", day, [alert(window=day)], policy)
-        return sorted({(r["channel"], r["occurrence"]) for r in outbox.rows()})
-
-    assert window("2026-11-10") == [("outbox", 1), ("slack-ml-platform", 1)]
-    assert window("2026-11-10") == [("outbox", 1), ("slack-ml-platform", 1)]        # a rerun changes nothing
-    clock.t += 3600
-    assert window("2026-11-11") == [("outbox", 1), ("slack-ml-platform", 1)]        # cooldown
-    clock.t += 3600
-    assert window("2026-11-09") == [("outbox", 1), ("slack-ml-platform", 1)]        # a backfill is no new window
-    clock.t += 3600
-    assert ("teams-ml-leads", 3) in window("2026-11-12")                           # persisted for 3 windows
-
-
-def test_sweep_escalates_an_unacknowledged_critical_after_four_hours(outbox, clock, policy):
-    critical = alert(severity="critical")
-    outbox.notify("churn-eu", "3", "2026-11-10", [critical], policy)
-    clock.t += 3 * 3600
-    assert outbox.sweep(policy) == 0
-    clock.t += 3600
-    assert outbox.sweep(policy) == 1 and outbox.sweep(policy) == 0
-    assert [r["channel"] for r in outbox.rows()][-1] == "teams-ml-leads"
-
-
-def test_acknowledged_or_resolved_problems_do_not_escalate(outbox, clock, policy):
-    outbox.notify("churn-eu", "3", "2026-11-10", [alert(1, "critical"), alert(2, "critical")], policy)
-    assert outbox.acknowledge(alert(1).fingerprint)
-    outbox.notify("churn-eu", "3", "2026-11-10", [alert(1, "critical")], policy)    # problem 2 went away
-    clock.t += 5 * 3600
-    assert outbox.sweep(policy) == 0
 
 
 # --- from model_health's verdict to alert records to outbox rows ------------------------------
@@ -327,13 +273,3 @@ def test_an_unknown_signal_is_a_one_line_error():
     message = r"^reasons\[0\]: unknown signal 'vibes' \(one of data_drift, .*, history\)$"
     with pytest.raises(AlertBuildError, match=message):
         build_alerts("m", "1", "2026-11-10", "binary", "drifted", [{"signal": "vibes", "detail": "?"}], {})
-
-
-def test_notify_queues_the_verdicts_alerts_where_the_policy_routes_them(outbox, policy, verdict):
-    alerts = build_alerts("churn-eu", "3", "2026-11-10", "binary", verdict.status, verdict.reasons, LINKS)
-    plans = outbox.notify("churn-eu", "3", "2026-11-10", alerts, policy)
-    assert {fp: sorted(d.channel for d in plan.dispatches) for fp, plan in plans.items()} == {
-        "churn-eu:3:data_drift": ["outbox", "slack-ml-platform"],
-        "churn-eu:3:concept_drift": ["jira-mlops", "outbox", "servicenow", "slack-ml-platform"],
-        "churn-eu:3:performance": ["jira-mlops", "outbox", "servicenow", "slack-ml-platform"]}
-    assert len(outbox.rows(PENDING)) == 10

@@ -72,10 +72,9 @@ def test_one_ticket_per_problem_and_an_escalation_when_it_persists(demo):
 
 
 def test_alerts_carry_the_enrichment(demo):
-    from watchkeeper.alerting.outbox import Outbox
     from watchkeeper.store import MonitoringStore
 
-    rows = Outbox(MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}").engine).rows()
+    rows = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}").outbox().rows()
     drift = next(r["payload"] for r in rows if r["fingerprint"] == "diabetes_regressor:1:data_drift")
     assert drift["window"] == DRIFTED_DAYS[0] and drift["severity"] == "warning"
     assert {"bmi", "bp", "s5"} <= {f["name"] for f in drift["features"]}
@@ -126,47 +125,47 @@ def test_drift_report_shows_tables_and_a_plot(instance):
 
 
 def test_health_records_root_cause_and_history_evidence(demo):
-    from watchkeeper.store import MonitoringStore, health
+    from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
-    [verdict] = store.rows(health, "breast_cancer_classifier", DRIFTED_DAYS[1])
-    signals = {r["signal"]: r for r in verdict["reasons"]}
+    [verdict] = store.verdicts("breast_cancer_classifier", DRIFTED_DAYS[1])
+    signals = {r["signal"]: r for r in verdict.reasons}
     assert signals["root_cause"]["kind"] == "concept", "no input drifted: the relation to the label changed"
     assert signals["performance"]["upper"] < signals["performance"]["reference"]
-    [drifted] = store.rows(health, "diabetes_regressor", DRIFTED_DAYS[1])
-    decisions = next(r for r in drifted["reasons"] if r["signal"] == "history")["decisions"]
+    [drifted] = store.verdicts("diabetes_regressor", DRIFTED_DAYS[1])
+    decisions = next(r for r in drifted.reasons if r["signal"] == "history")["decisions"]
     assert any(d["alert"] and d["anomaly"] and d["anomaly"]["is_anomalous"] for d in decisions)
 
 
 def test_drift_reports_carry_the_joint_pca_test_quiet_on_the_clean_model(demo):
-    from watchkeeper.store import MonitoringStore, drift_reports
+    from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
-    joint = [r["report"]["multivariate"][0] for r in store.rows(drift_reports, "wine_classifier")]
+    joint = [r.report["multivariate"][0] for r in store.drift("wine_classifier")]
     assert len(joint) == len(DAYS) and {j["method"] for j in joint} == {"pca_reconstruction"}
     assert sum(j["drifted"] for j in joint) <= 1, "calibrated at alpha 0.01: clean windows stay quiet"
     assert all(j["threshold"] > j["detail"]["null_mean"] for j in joint)
 
 
 def test_configured_segments_get_their_own_metrics(demo):
-    from watchkeeper.store import MonitoringStore, segment_metrics
+    from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
-    [row] = store.rows(segment_metrics, "diabetes_regressor", DAYS[0])
-    segments = {r["segment"] for r in row["segments"] if r["metric"] == "mae"}
+    [row] = store.segments("diabetes_regressor", DAYS[0])
+    segments = {r["segment"] for r in row.segments if r["metric"] == "mae"}
     assert len(segments) == 2 and all(s.startswith("sex=") for s in segments)
-    assert store.rows(segment_metrics, "wine_classifier", DAYS[0])[0]["segments"] == []
+    assert store.segments("wine_classifier", DAYS[0])[0].segments == []
 
 
 def test_cbpe_estimates_every_window_of_the_classifiers(demo):
-    from watchkeeper.store import MonitoringStore, metrics
+    from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}")
-    rows = store.rows(metrics, "wine_classifier", DAYS[-1])
-    estimated = {r["metric"]: r for r in rows if r["metric"].startswith("estimated_")}
-    realised = {r["metric"]: r for r in rows if not r["metric"].startswith("estimated_")}
-    assert estimated["estimated_accuracy"]["value"] is not None
-    assert abs(estimated["estimated_accuracy"]["value"] - realised["accuracy"]["value"]) < 0.1
+    rows = store.metrics("wine_classifier", DAYS[-1])
+    estimated = {r.metric: r for r in rows if r.metric.startswith("estimated_")}
+    realised = {r.metric: r for r in rows if not r.metric.startswith("estimated_")}
+    assert estimated["estimated_accuracy"].value is not None
+    assert abs(estimated["estimated_accuracy"].value - realised["accuracy"].value) < 0.1
 
 
 def test_scorecard_shows_the_history_of_a_flagged_model(instance):

@@ -134,17 +134,17 @@ def test_bad_input_is_a_one_line_error(suite):
 
 
 def test_records_round_trip_and_reruns_replace(tmp_path, suite, window):
-    from watchkeeper.store import MonitoringStore, quality
+    from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{tmp_path / 'store.db'}")
     broken = suite.validate(window.drop(columns="z"))
     store.put_quality("m", "2026-11-15", "1", broken.status, broken.to_dict())
-    [row] = store.rows(quality, window="2026-11-15")
-    assert QualityResult.from_dict(row["result"]) == broken
+    [row] = store.quality(window="2026-11-15")
+    assert QualityResult.from_dict(row.result) == broken
     passed = suite.validate(window)
     store.put_quality("m", "2026-11-15", "1", passed.status, passed.to_dict())
-    assert [r["status"] for r in store.rows(quality, window="2026-11-15")] == [PASSED]
-    assert store.rows(quality, window="2026-11-14") == []
+    assert [r.status for r in store.quality(window="2026-11-15")] == [PASSED]
+    assert store.quality(window="2026-11-14") == []
 
 
 def test_great_expectations_loads_only_when_a_window_is_validated():
@@ -189,10 +189,9 @@ def test_broken_window_fails_the_check_naming_each_problem(evaluated):
 @pytest.mark.slow
 def test_no_drift_from_the_broken_window_and_its_rows_are_kept(evaluated):
     from watchkeeper.inference_log import InferenceLog
-    from watchkeeper.store import drift_reports
 
     broken_day, _, store = evaluated
-    drift = {row["model"] for row in store.rows(drift_reports, window=BROKEN_DAY)}
+    drift = {row.model for row in store.drift(window=BROKEN_DAY)}
     assert drift == {"breast_cancer_classifier", "wine_classifier"}, "the other models' drift was computed"
     kept = InferenceLog(broken_day.home).read_window(BROKEN_MODEL, BROKEN_DAY)
     assert len(kept) == broken_day.n_rows and int(kept[NULLS].isna().sum()) == broken_day.n_nulls
@@ -225,10 +224,10 @@ def test_check_fails_with_error_only_for_severe_problems(suite, window):
 
 def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(tmp_path, reference, suite, window):
     """A rerun whose new file is broken must not leave the earlier file's drift report behind."""
-    from monitoring_assets import drift_report
-    from resources import InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+    from monitoring_assets import evaluate_models
+    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
     from watchkeeper.inference_log import InferenceLog
-    from watchkeeper.store import MonitoringStore, drift_reports
+    from watchkeeper.store import MonitoringStore
 
     day, url = "2026-11-15", f"sqlite:///{tmp_path / 'store.db'}"
     store, log = MonitoringStore(url), InferenceLog(tmp_path)
@@ -240,8 +239,10 @@ def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(
         result = suite.validate(frame)
         store.put_quality(model, day, "1", result.status, result.to_dict())
     store.put_drift("broken", day, "1", {"dataset_drift": False, "n_current": 400})  # from an earlier, good file
-    dg.materialize([drift_report], partition_key=day, instance=dg.DagsterInstance.ephemeral(),
+    dg.materialize([evaluate_models], selection=["drift_report"], partition_key=day,
+                   instance=dg.DagsterInstance.ephemeral(),
                    resources={"monitoring_store": MonitoringStoreResource(url=url),
                               "drop_folder": InferenceLogResource(root=str(tmp_path)),
-                              "monitoring_config": MonitoringConfigResource(path="")})
-    assert {row["model"] for row in store.rows(drift_reports, window=day)} == {"good"}
+                              "monitoring_config": MonitoringConfigResource(path=""),
+                              "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))})
+    assert {row.model for row in store.drift(window=day)} == {"good"}

@@ -5,23 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from conftest import require_service
-from watchkeeper.store import MonitoringStore, alerts, health, metadata, metrics
-
-POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+from watchkeeper.store import MonitoringStore, StoredVerdict
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        yield MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
-        return
-    require_service("PostgreSQL", 5432)
-    store = MonitoringStore(POSTGRES_URL)
-    metadata.drop_all(store.engine)
-    metadata.create_all(store.engine)
+@pytest.fixture
+def store(store_url):
+    store = MonitoringStore(store_url)
     yield store
-    metadata.drop_all(store.engine)
     store.engine.dispose()
 
 
@@ -31,16 +21,16 @@ def test_rerunning_a_window_replaces_its_rows(store):
     store.put_metrics("m", "2026-11-01", "1", values, n_labelled=100, n_predictions=120)
     store.put_metrics("m", "2026-11-01", "1", values[:1], n_labelled=110, n_predictions=120)
     store.put_metrics("m", "2026-11-02", "1", values, n_labelled=5, n_predictions=120)
-    rows = store.rows(metrics, "m", "2026-11-01")
-    assert [(r["metric"], r["n_labelled"]) for r in rows] == [("accuracy", 110)]
-    assert len(store.rows(metrics, "m")) == 3
+    rows = store.metrics("m", "2026-11-01")
+    assert [(r.metric, r.n_labelled) for r in rows] == [("accuracy", 110)]
+    assert len(store.metrics("m")) == 3
 
 
 def test_rows_can_be_bounded_to_a_range_of_windows(store):
     for day in ("2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"):
         store.put_health("m", day, "1", "ok", [])
-    rows = store.rows(health, "m", since="2026-11-02", before="2026-11-04")
-    assert [r["window"] for r in rows] == ["2026-11-02", "2026-11-03"]
+    rows = store.verdicts("m", since="2026-11-02", before="2026-11-04")
+    assert [r.window for r in rows] == ["2026-11-02", "2026-11-03"]
 
 
 def test_latest_profile_is_the_newest_version(store):
@@ -52,18 +42,51 @@ def test_latest_profile_is_the_newest_version(store):
     assert latest["other"].task == "regression"
 
 
-def test_an_alert_opens_once_per_fingerprint(store):
-    assert store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-08", {"detail": "x"})
-    assert not store.open_alert("m:1:data_drift", "m", "1", "data_drift", "2026-11-09", {"detail": "y"})
-    [alert] = store.rows(alerts, "m")
-    assert (alert["first_window"], alert["payload"]) == ("2026-11-08", {"detail": "x"})
+def test_a_failure_stands_until_its_stage_succeeds(store):
+    store.put_failure("m", "2026-11-08", "window", "1", "cannot read the file")
+    store.put_failure("m", "2026-11-08", "window", "1", "still cannot read it")
+    store.put_failure("m", "2026-11-08", "drift", "1", "plugin raised")
+    assert {(f.stage, f.reason) for f in store.failures("m", "2026-11-08")} == {
+        ("window", "still cannot read it"), ("drift", "plugin raised")}
+    store.clear_failure("m", "2026-11-08", "window")
+    assert [f.stage for f in store.failures("m")] == ["drift"]
+
+
+def test_a_transaction_commits_all_its_writes_or_none(store):
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        store.put_health("m", "2026-11-08", "1", "ok", [], tx=tx)
+        store.put_failure("m", "2026-11-08", "drift", "1", "x", tx=tx)
+        raise RuntimeError("killed")
+    assert store.verdicts("m") == [] and store.failures("m") == []
+    with store.transaction() as tx:
+        store.put_health("m", "2026-11-08", "1", "ok", [], tx=tx)
+    assert [r.status for r in store.verdicts("m")] == ["ok"]
 
 
 def test_json_columns_round_trip(store):
     reasons = [{"signal": "performance", "detail": "accuracy 0.6", "value": 0.6}]
     store.put_health("m", "2026-11-08", "1", "degraded", reasons)
-    [row] = store.rows(health, "m", "2026-11-08")
-    assert row["reasons"] == reasons and row["status"] == "degraded"
+    assert store.verdicts("m", "2026-11-08") == [StoredVerdict("m", "2026-11-08", "1", "degraded", reasons)]
+
+
+def test_every_reader_filters_by_model_and_window_alike(store):
+    """Each kind of result is read back as its record, by the same filters, oldest window first."""
+    for day in ("2026-11-02", "2026-11-01"):
+        store.put_window("m", day, "1", 500, ["late rows"], f"/w/{day}.parquet")
+        store.put_quality("m", day, "1", "passed", {"n_rows": 500, "problems": []})
+        store.put_drift("m", day, "1", {"dataset_drift": True, "n_current": 500, "drifted_features": ["x"]})
+        store.put_segments("m", day, "1", [{"segment": "sex=1", "metric": "mae", "value": 2.0}])
+        store.put_stream("m", day, "errors", "1", 40, {"n_seen": 40}, [{"index": 3}])
+    store.put_window("other", "2026-11-01", "7", 10, [], None)
+    assert [(w.model, w.window, w.n_rows, w.problems) for w in store.windows(window="2026-11-01")] == [
+        ("m", "2026-11-01", 500, ["late rows"]), ("other", "2026-11-01", 10, [])]
+    assert [q.window for q in store.quality("m")] == ["2026-11-01", "2026-11-02"]
+    [drift] = store.drift("m", since="2026-11-02")
+    assert (drift.dataset_drift, drift.n_current, drift.report["drifted_features"]) == (True, 500, ["x"])
+    assert store.segments("m", before="2026-11-02")[0].segments[0]["segment"] == "sex=1"
+    [stream] = store.streams("m", "2026-11-02")
+    assert (stream.day, stream.state, stream.alarms) == ("2026-11-02", {"n_seen": 40}, [{"index": 3}])
+    assert store.windows("nobody") == []
 
 
 def test_postgres_schema_is_real_postgres(store):
@@ -71,4 +94,11 @@ def test_postgres_schema_is_real_postgres(store):
         pytest.skip("PostgreSQL only")
     with store.engine.connect() as conn:
         tables = set(conn.execute(sa.text("select tablename from pg_tables where schemaname='public'")).scalars())
-    assert {"profiles", "windows", "drift_reports", "metrics", "health", "alerts"} <= tables
+    assert {"profiles", "windows", "drift_reports", "metrics", "health", "problems", "failures", "outbox",
+            "alembic_version"} <= tables
+
+
+def test_a_sqlite_file_is_switched_to_write_ahead_logging(tmp_path):
+    MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    with sa.create_engine(f"sqlite:///{tmp_path / 'monitoring.db'}").connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -1,20 +1,26 @@
 """The monitoring configuration: defaults for every model, overrides per model.
 
 One YAML file (deploy/monitoring.yaml) so a team reviews thresholds like code. It is
-validated on load: an unknown key or a bad value is a one-line error naming its path.
+validated on load: an unknown key, a value of the wrong type (a quoted number, a bool for a
+number), a value out of its range (a negative tolerance would make every window degraded)
+or a file that is not UTF-8 is a one-line error naming its path.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from watchkeeper.decision import DriftConfig
 from watchkeeper.health import HealthPolicy
+from watchkeeper.performance import HIGHER_IS_BETTER
 from watchkeeper.retraining.cycle import PolicyError, RetrainPolicy
+from watchkeeper.yaml_file import YamlFileError, load_yaml
+
+BOUNDED_EFFECTS = ("jensen_shannon", "hellinger")   # distances in [0, 1]; PSI and Wasserstein are unbounded
+MAX_RELATIVE_TOLERANCE = 10.0                       # an error metric 11 times the reference is not "tolerated"
 
 
 class ConfigError(ValueError):
@@ -51,59 +57,153 @@ def load_config(path: str | Path | None) -> MonitoringConfig:
     if not path:
         return MonitoringConfig()
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot be read ({error})".replace("\n", " ")) from error
+        raw = load_yaml(path)
+    except YamlFileError as error:
+        raise ConfigError(str(error)) from None
+    raw = {} if raw is None else raw
     _only(raw, {"defaults", "models"}, str(path))
-    defaults_raw = raw.get("defaults") or {}
+    defaults_raw = _section(raw.get("defaults"), f"{path}: defaults")
     defaults = _model(defaults_raw, ModelConfig(), f"{path}: defaults")
-    models = {name: _model(_merge(defaults_raw, spec or {}), ModelConfig(), f"{path}: models.{name}")
-              for name, spec in (raw.get("models") or {}).items()}
+    models_raw = _section(raw.get("models"), f"{path}: models")
+    models = {}
+    for name, spec in models_raw.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{path}: models: a model name must be a non-empty string, got {_shown(name)} "
+                              "(quote it)")
+        where = f"{path}: models.{name}"
+        models[name] = _model(_merge(defaults_raw, _section(spec, where)), ModelConfig(), where)
     return MonitoringConfig(defaults, models)
+
+
+def load_drift_config(path: str | Path) -> DriftConfig:
+    """A drift config file on its own (`watchkeeper drift --config`): the keys of a model's `drift` section."""
+    try:
+        raw = load_yaml(path)
+    except YamlFileError as error:
+        raise ConfigError(str(error)) from None
+    return drift_config({} if raw is None else raw, str(path))
+
+
+def drift_config(raw: Any, where: str) -> DriftConfig:
+    """A DriftConfig from a mapping, every value checked for its type and range (one line naming its path)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+    defaults = DriftConfig()
+    for key, value in raw.items():
+        if value is not None and hasattr(defaults, str(key)):
+            _typed(value, getattr(defaults, key), f"{where}.{key}")
+    try:
+        config = DriftConfig.from_dict(raw)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    floors = {"numeric_floor": config.numeric_effect, "categorical_floor": config.categorical_effect}
+    for key, metric in floors.items():
+        if metric in BOUNDED_EFFECTS and getattr(config, key) > 1:
+            raise ConfigError(f"{where}.{key}: {metric} lies in [0, 1], so a floor of "
+                              f"{getattr(config, key)} would never let a feature drift")
+    if config.missing_rate_floor > 1:
+        raise ConfigError(f"{where}.missing_rate_floor: a change of rate is at most 1, got {config.missing_rate_floor}")
+    return config
 
 
 def _model(raw: dict, base: ModelConfig, where: str) -> ModelConfig:
     _only(raw, {f.name for f in fields(ModelConfig)}, where)
-    try:
-        drift = DriftConfig.from_dict(raw.get("drift")) if "drift" in raw else base.drift
-        health = _health(raw.get("health"), where) if "health" in raw else base.health
-        retraining = _retraining(raw.get("retraining"), where) if "retraining" in raw else base.retraining
-    except (ValueError, TypeError, PolicyError) as error:
-        raise ConfigError(f"{where}: {error}") from error
+    drift = drift_config(raw["drift"] or {}, f"{where}.drift") if "drift" in raw else base.drift
+    health = _health(raw.get("health"), where) if "health" in raw else base.health
+    retraining = _retraining(raw.get("retraining"), where) if "retraining" in raw else base.retraining
     segments = raw.get("segments", list(base.segments))
-    if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
+    if not isinstance(segments, list) or not all(isinstance(s, str) and s.strip() for s in segments):
         raise ConfigError(f"{where}.segments: expected a list of column names")
+    if len(set(segments)) < len(segments):
+        raise ConfigError(f"{where}.segments: a column is listed twice")
     return ModelConfig(drift, health, tuple(segments), retraining)
 
 
-def _retraining(raw: dict | None, where: str) -> RetrainSettings:
-    raw = dict(raw or {})
-    _only(raw, {"after_windows"} | {f.name for f in fields(RetrainPolicy)}, f"{where}.retraining")
-    after = int(raw.pop("after_windows", RetrainSettings.after_windows))
+def _retraining(raw: Any, where: str) -> RetrainSettings:
+    where = f"{where}.retraining"
+    raw = dict(_section(raw, where))
+    _only(raw, {"after_windows"} | {f.name for f in fields(RetrainPolicy)}, where)
+    after = _typed(raw.pop("after_windows", RetrainSettings.after_windows), 1, f"{where}.after_windows")
     if after < 1:
-        raise ConfigError(f"{where}.retraining.after_windows: must be at least 1, got {after}")
-    return RetrainSettings(after, RetrainPolicy(**raw))
+        raise ConfigError(f"{where}.after_windows: must be at least 1, got {after}")
+    defaults = RetrainPolicy()
+    for key, value in raw.items():
+        _typed(value, getattr(defaults, key), f"{where}.{key}", optional=key == "metric")
+    if raw.get("metric") is not None and raw["metric"] not in HIGHER_IS_BETTER:
+        raise ConfigError(f"{where}.metric: unknown metric {raw['metric']!r} (one of {', '.join(HIGHER_IS_BETTER)})")
+    if not -1 < raw.get("margin", 0.0) < 1:
+        raise ConfigError(f"{where}.margin: must lie strictly between -1 and 1 (absolute for scores, relative "
+                          f"for errors), got {raw['margin']}")
+    try:
+        return RetrainSettings(after, RetrainPolicy(**raw))
+    except PolicyError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
-def _health(raw: dict | None, where: str) -> HealthPolicy:
-    raw = raw or {}
-    _only(raw, {f.name for f in fields(HealthPolicy)}, f"{where}.health")
+def _health(raw: Any, where: str) -> HealthPolicy:
+    where = f"{where}.health"
+    raw = _section(raw, where)
+    _only(raw, {f.name for f in fields(HealthPolicy)}, where)
     default = HealthPolicy()
-    return HealthPolicy(tolerance={**default.tolerance, **(raw.get("tolerance") or {})},
-                        min_labelled=int(raw.get("min_labelled", default.min_labelled)))
+    tolerance = _section(raw.get("tolerance"), f"{where}.tolerance")
+    for metric, value in tolerance.items():
+        path = f"{where}.tolerance.{metric}"
+        if metric not in HIGHER_IS_BETTER:
+            raise ConfigError(f"{path}: unknown metric (one of {', '.join(HIGHER_IS_BETTER)})")
+        limit = 1.0 if HIGHER_IS_BETTER[metric] else MAX_RELATIVE_TOLERANCE
+        if not 0 <= _typed(value, 0.0, path) <= limit:
+            kind = "absolute, in [0, 1]" if HIGHER_IS_BETTER[metric] else f"relative, in [0, {MAX_RELATIVE_TOLERANCE:g}]"
+            raise ConfigError(f"{path}: a tolerance is {kind}; got {value}")
+    min_labelled = _typed(raw.get("min_labelled", default.min_labelled), 1, f"{where}.min_labelled")
+    if min_labelled < 1:
+        raise ConfigError(f"{where}.min_labelled: must be at least 1, got {min_labelled}")
+    return HealthPolicy(tolerance={**default.tolerance, **tolerance}, min_labelled=min_labelled)
+
+
+def _typed(value: Any, like: Any, where: str, optional: bool = False) -> Any:
+    """`value` when it has the type of the default `like` (None: a string), else a ConfigError naming the
+    path. An int is a fine float; a bool is not a number; a number must be finite; a quoted number is text."""
+    if optional and value is None:
+        return value
+    if isinstance(like, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(like, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(like, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        expected = "a finite number"
+    else:
+        kind = str if like is None else type(like)
+        ok, expected = isinstance(value, kind), {str: "a string", dict: "a mapping"}.get(kind, kind.__name__)
+    if not ok:
+        raise ConfigError(f"{where}: expected {expected}, got {_shown(value)}")
+    return value
+
+
+def _section(raw: Any, where: str) -> dict:
+    """An optional mapping section: absent or empty is {}, anything else must be a mapping."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+    return raw
 
 
 def _merge(defaults: dict, override: dict) -> dict:
     """A model's section on top of the defaults, one level deep (drift keys merge)."""
     merged = dict(defaults)
     for key, value in override.items():
-        merged[key] = {**defaults.get(key, {}), **value} if isinstance(value, dict) else value
+        merged[key] = {**(defaults.get(key) or {}), **value} if isinstance(value, dict) else value
     return merged
 
 
 def _only(raw: Any, allowed: set[str], where: str) -> None:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - allowed)
+        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+    unknown = sorted(map(str, set(raw) - allowed))
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]

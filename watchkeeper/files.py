@@ -20,6 +20,7 @@ import numpy as np
 from watchkeeper.columns import ColumnError, arrow_indices, float_values, label_counts
 from watchkeeper.decision import DriftConfig
 from watchkeeper.drift import DriftInputError, check_columns, report_from_sketch
+from watchkeeper.frames import column_name_problem
 from watchkeeper.profile import (
     CATEGORICAL,
     LOW_CARDINALITY,
@@ -92,14 +93,22 @@ def open_file(path: str | Path) -> Source:
         if suffix in PARQUET:
             import pyarrow.parquet as pq
 
-            return Source(path, parquet=pq.ParquetFile(path, pre_buffer=False))  # pre-buffering holds a row group twice
-        import pyarrow.csv as pacsv
+            source = Source(path, parquet=pq.ParquetFile(path, pre_buffer=False))  # pre-buffering holds a row group twice
+        else:
+            import pyarrow.csv as pacsv
 
-        # as pandas: "", "NA", "null"... are missing in text columns too, not labels
-        return Source(path, table=pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)))
+            # as pandas: "", "NA", "null"... are missing in text columns too, not labels
+            options = pacsv.ConvertOptions(strings_can_be_null=True)
+            source = Source(path, table=pacsv.read_csv(path, convert_options=options))
     except (OSError, pa.ArrowException) as error:
         kind = "Parquet" if suffix in PARQUET else "CSV"
         raise FileInputError(f"{path}: cannot be read as {kind} ({' '.join(str(error).split())})") from None
+    schema = source.parquet.schema_arrow if source.parquet is not None else source.table.schema
+    problem = column_name_problem(schema.names)  # the rules of watchkeeper.frames, shared
+    nested = [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    if problem or nested:
+        raise FileInputError(f"{path}: {problem or 'nested columns are not features: ' + ', '.join(nested)}")
+    return source
 
 
 class RowSample:
@@ -133,9 +142,6 @@ def _chunks(column: Any) -> list:
 def fit_profile_file(source: Source, sample: RowSample | None = None) -> ReferenceProfile:
     """The profile of every column of a file, as fit_profile gives on the same file read by pandas."""
     names = source.names
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise FileInputError(f"{source.path}: duplicate columns: {', '.join(duplicated)}")
     group = max(1, GROUP_BYTES // max(8 * source.num_rows, 1))
     features = {}
     for first in range(0, len(names), group):

@@ -23,7 +23,8 @@ from watchkeeper.performance import HIGHER_IS_BETTER, PRIMARY_METRIC, MetricValu
 from watchkeeper.root_cause import rank_causes
 
 OK, DRIFTED, DEGRADED, NO_DATA = "ok", "drifted", "degraded", "no_data"
-SEVERITY = {OK: "none", NO_DATA: "info", DRIFTED: "warning", DEGRADED: "critical"}
+FAILED = "failed"   # the window could not be evaluated (watchkeeper.monitor says which stage, and why)
+SEVERITY = {OK: "none", NO_DATA: "info", DRIFTED: "warning", DEGRADED: "critical", FAILED: "warning"}
 
 
 @dataclass(frozen=True)

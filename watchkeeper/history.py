@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.performance import HIGHER_IS_BETTER
-from watchkeeper.store import MonitoringStore, drift_reports, metrics
+from watchkeeper.store import MonitoringStore
 
 UP, DOWN, BOTH = "up", "down", "both"
 DRIFT, METRIC = "drift:", "metric:"
@@ -97,12 +97,12 @@ def stored_history(store: MonitoringStore, model: str, version: str, before: dat
     end = _as_date(before)
     bounds = {"since": (end - timedelta(days=days)).isoformat(), "before": end.isoformat()}
     windows: dict[date, dict[str, float]] = {}
-    for row in store.rows(drift_reports, model, **bounds):
-        if row["version"] == version:
-            windows.setdefault(_as_date(row["window"]), {}).update(window_signals(row["report"]))
-    for row in store.rows(metrics, model, **bounds):
-        if row["version"] == version:
-            windows.setdefault(_as_date(row["window"]), {})[metric_signal(row["metric"])] = _float(row["value"])
+    for drift in store.drift(model, **bounds):
+        if drift.version == version:
+            windows.setdefault(_as_date(drift.window), {}).update(window_signals(drift.report))
+    for metric in store.metrics(model, **bounds):
+        if metric.version == version:
+            windows.setdefault(_as_date(metric.window), {})[metric_signal(metric.metric)] = _float(metric.value)
     return history_frame(windows.items())
 
 

@@ -2,6 +2,11 @@
 
 Plots are returned as PNG bytes so any front end can show them: the Dagster layer
 embeds them as markdown images, the HTML report inlines them.
+
+Names from data (features, models, windows, bin labels) are drawn as plain text: matplotlib
+would otherwise read a name with two `$` (``usd_$_to_$_eur``) as mathtext and fail on it, so
+every text is drawn with ``parse_math=False``. A plot that still cannot be drawn raises
+PlotError, one line, which the caller records instead of failing the whole report.
 """
 
 from __future__ import annotations
@@ -9,15 +14,46 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from functools import wraps
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from watchkeeper.tables import markdown_text  # noqa: E402
+
 STATUS_COLOURS = {"ok": "#2e7d32", "drifted": "#f9a825", "degraded": "#c62828", "no_data": "#9e9e9e"}
+PLAIN = {"parse_math": False}   # text from data is never mathtext
+MAX_LABEL_CHARS = 60            # a longer name is cut ("...") so one feature cannot blow the figure up
 
 
+class PlotError(RuntimeError):
+    """A plot could not be drawn; the one-line reason names the plot."""
+
+
+def _plot(draw):
+    """Turn any failure inside a plot function into a PlotError (and never leak an open figure)."""
+    @wraps(draw)
+    def wrapper(*args, **kwargs) -> bytes:
+        opened = set(plt.get_fignums())
+        try:
+            return draw(*args, **kwargs)
+        except Exception as error:  # matplotlib raises many types (ValueError, RuntimeError, ParseException...)
+            for number in set(plt.get_fignums()) - opened:
+                plt.close(number)
+            reason = " ".join(str(error).split())[:200]
+            raise PlotError(f"{draw.__name__} could not be drawn ({type(error).__name__}: {reason})") from None
+    return wrapper
+
+
+def label(text: object) -> str:
+    """A name as a plot shows it: one line, at most MAX_LABEL_CHARS characters."""
+    shown = " ".join(str(text).split())
+    return shown if len(shown) <= MAX_LABEL_CHARS else shown[:MAX_LABEL_CHARS - 3] + "..."
+
+
+@_plot
 def drift_histograms(features: Sequence[dict], title: str, limit: int = 4) -> bytes:
     """Reference vs current distribution of the most drifted features, side by side."""
     ranked = sorted(features, key=lambda f: -(f.get("effect_size") or 0.0))[:limit]
@@ -27,15 +63,16 @@ def drift_histograms(features: Sequence[dict], title: str, limit: int = 4) -> by
         ax.bar([p - 0.2 for p in positions], feature["reference_share"], width=0.4, label="reference", color="#90a4ae")
         ax.bar([p + 0.2 for p in positions], feature["current_share"], width=0.4, label="current", color="#ef6c00")
         effect = feature.get("effect_size")
-        ax.set_title(f"{feature['name']}\n{feature.get('effect_metric') or ''}="
-                     f"{effect if effect is None else round(effect, 3)}", fontsize=8)
-        ax.set_xticks(list(positions), feature["bin_labels"], rotation=60, fontsize=6)
+        ax.set_title(f"{label(feature['name'])}\n{label(feature.get('effect_metric') or '')}="
+                     f"{effect if effect is None else round(effect, 3)}", fontsize=8, **PLAIN)
+        ax.set_xticks(list(positions), [label(b) for b in feature["bin_labels"]], rotation=60, fontsize=6, **PLAIN)
         ax.tick_params(axis="y", labelsize=7)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(label(title), fontsize=9, **PLAIN)
     return _png(fig)
 
 
+@_plot
 def metric_history(windows: Sequence[str], values: Sequence[float | None], lower: Sequence[float | None],
                    upper: Sequence[float | None], statuses: Sequence[str], reference: float | None,
                    title: str, alarms: Sequence[bool] = ()) -> bytes:
@@ -56,20 +93,27 @@ def metric_history(windows: Sequence[str], values: Sequence[float | None], lower
             ax.scatter([p[0] for p in shown], [p[1] for p in shown], color=colour, zorder=3, s=25, label=status)
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="#1565c0", linewidth=1, label="reference")
-    ax.set_xticks(list(x), [w[5:] for w in windows], rotation=45, fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_xticks(list(x), [label(w[5:]) for w in windows], rotation=45, fontsize=7, **PLAIN)
+    ax.set_title(label(title), fontsize=9, **PLAIN)
     ax.legend(fontsize=7, loc="lower left")
     return _png(fig)
 
 
+def data_uri(png: bytes) -> str:
+    """A PNG as a data: URI (base64 only, so it is safe inside any HTML attribute or markdown link)."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
 def markdown_image(png: bytes, alt: str) -> str:
-    """Inline a PNG in markdown (a data URI), so it renders without any file server."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    """Inline a PNG in markdown (a data URI), so it renders without any file server; `alt` is escaped."""
+    return f"![{markdown_text(alt)}]({data_uri(png)})"
 
 
 def _png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=90)
+    finally:
+        plt.close(fig)
     return buffer.getvalue()

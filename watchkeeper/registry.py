@@ -14,11 +14,13 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from watchkeeper.reference import TARGET
+
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
 CHAMPION = "champion"
 TRAIN_ARTIFACT, VALIDATION_ARTIFACT = "reference/train.parquet", "reference/validation.parquet"
-REFERENCE_TARGET = "target"   # the label column of the reference frames
+REFERENCE_TARGET = TARGET   # the label column of the reference frames
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from watchkeeper.alerting.record import KINDS, SEVERITIES, AlertRecord
+from watchkeeper.problems import fingerprint
 
 # health.py's problem signals -> alert kind; "traffic" (no predictions at all) is a data-quality problem.
 SIGNAL_KIND = {
@@ -25,6 +26,7 @@ SIGNAL_KIND = {
     "performance": "performance",
     "data_quality": "data_quality",
     "traffic": "data_quality",
+    "evaluation": "evaluation",
 }
 # Reasons that explain a problem rather than being one: the root cause enriches the alerts it
 # explains; the history decisions stay in model_health's evidence for the UI.
@@ -39,12 +41,14 @@ SIGNAL_SEVERITY = {
     "performance": "critical",
     "data_quality": "warning",
     "traffic": "info",
+    "evaluation": "warning",
 }
 KIND_LABEL = {
     "data_drift": "data drift",
     "concept_drift": "concept drift",
     "performance": "performance degradation",
     "data_quality": "data quality",
+    "evaluation": "failed evaluation",
 }
 FEATURE_KEYS = ("name", "test", "statistic", "p_value", "effect_size", "effect_metric")
 
@@ -91,7 +95,7 @@ def _alert(model: str, version: str, window: str, task: str, kind: str, reasons:
            links: Mapping[str, str]) -> AlertRecord:
     severity = max((_severity(r) for r in reasons if r["signal"] != "root_cause"), key=SEVERITIES.index)
     return AlertRecord(
-        fingerprint=f"{model}:{version}:{kind}",
+        fingerprint=fingerprint(model, version, kind),
         model=model, version=version, window=window, severity=severity, kind=kind,
         title=f"{model} v{version}: {KIND_LABEL[kind]} ({severity})",
         summary=f"{task} model {model} v{version}, window {window}: " + "; ".join(r["detail"] for r in reasons),

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from watchkeeper.alerting.record import KINDS, SEVERITIES, AlertRecord, Channel
+from watchkeeper.yaml_file import YamlFileError, load_yaml
 
 DURATION = re.compile(r"(?:\d+[smhdw])+")
 DURATION_PART = re.compile(r"(\d+)([smhdw])")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# A cooldown, delay or escalation longer than a year is a typo (90d for 90m), not a policy.
+MAX_DURATION = timedelta(days=366)
 CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 QUIET_ACTIONS = ("delay", "suppress")
 
@@ -237,14 +238,9 @@ def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; any problem is a PolicyError naming the file and the bad path."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise PolicyError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = " ".join(str(getattr(e, "problem", None) or e).split())
-        raise PolicyError(f"{path}: not valid YAML: {where}{problem}") from None
+        data = load_yaml(path)
+    except YamlFileError as e:
+        raise PolicyError(str(e)) from None
     try:
         return parse_policy(data)
     except PolicyError as e:
@@ -406,10 +402,12 @@ def _duration(value: Any, where: str) -> timedelta:
     """'90s', '30m', '2h', '1d', '1w' or a sum like '1h30m'."""
     if not isinstance(value, str) or not DURATION.fullmatch(value.strip()):
         raise PolicyError(f"{where}: bad duration {value!r} (use e.g. 30m, 2h, 1d or 1h30m)")
-    delta = sum((timedelta(**{UNITS[unit]: int(n)}) for n, unit in DURATION_PART.findall(value)), timedelta())
-    if not delta:
+    seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in DURATION_PART.findall(value))  # exact: Python ints
+    if not seconds:
         raise PolicyError(f"{where}: duration {value!r} is zero")
-    return delta
+    if seconds > MAX_DURATION.total_seconds():
+        raise PolicyError(f"{where}: duration {value!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def _clock(value: Any, where: str) -> time:

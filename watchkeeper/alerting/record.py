@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 SEVERITIES = ("info", "warning", "critical")
-KINDS = ("data_drift", "concept_drift", "performance", "data_quality", "promotion_approval")
+KINDS = ("data_drift", "concept_drift", "performance", "data_quality", "evaluation", "promotion_approval")
 
 
 @dataclass(frozen=True)

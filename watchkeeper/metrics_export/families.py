@@ -111,7 +111,7 @@ def alert_families(snapshot: StoreSnapshot) -> Iterator[Gauge]:
     for model, kind, count in snapshot.alerts:
         per_model.add(model, kind, count)
     by_state = Gauge("watchkeeper_alerts", "Alert notifications by delivery state in the outbox "
-                     "(pending, delivered, dead); without an outbox, raised alerts as \"open\".", ("state",))
+                     "(pending, delivered, dead).", ("state",))
     for state, count in snapshot.alert_states.items():
         by_state.add(state, count)
     yield from (per_model, by_state)

@@ -1,24 +1,15 @@
-"""The store's newest results per model, read with one query per table.
-
-A scrape must cost the same for a model with a week of windows and one with years of
-them, so every query joins its table with the newest window of each model and returns
-only those rows: the cost grows with models x features, never with history, and never
-with one query per model.
-"""
+"""The store's newest results per model (watchkeeper.store.newest), as a scrape uses them:
+drift reports decoded only as far as the exported fields."""
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 
 import msgspec
 import sqlalchemy as sa
 
-from watchkeeper.store import alerts, drift_reports, health, metrics
-
-OUTBOX = "outbox"   # watchkeeper.alerting.outbox, when the store has one: a row per notification, with a `status`
-log = logging.getLogger(__name__)
+from watchkeeper.store.newest import read_newest
 
 
 class FeatureDrift(msgspec.Struct, frozen=True):
@@ -56,30 +47,14 @@ class StoreSnapshot:
                                            # n_predictions
     drift: list[DriftRow]
     alerts: list[tuple[str, str, int]]     # (model, kind, alerts raised)
-    alert_states: dict[str, int]           # outbox notifications by status, or every raised alert "open" without one
+    alert_states: dict[str, int]           # outbox notifications by delivery status
 
 
 def read_snapshot(engine: sa.Engine) -> StoreSnapshot:
     """Read everything a scrape needs in one connection, a handful of queries in total."""
-    with engine.connect() as conn:
-        health_rows = _newest(conn, health, ["model", "window", "version", "status"])
-        metric_rows = _newest(conn, metrics, ["model", "window", "version", "metric", "value", "lower", "upper",
-                                              "n_labelled", "n_predictions"])
-        drift_rows = [_drift_row(r) for r in _newest(conn, drift_reports, ["model", "window", "version",
-                                                                            "dataset_drift", "report_json"])]
-        alert_rows = [tuple(r) for r in conn.execute(
-            sa.select(alerts.c.model, alerts.c.kind, sa.func.count()).group_by(alerts.c.model, alerts.c.kind))]
-        states = _alert_states(conn, sum(n for _, _, n in alert_rows))
-    return StoreSnapshot(health_rows, metric_rows, drift_rows, alert_rows, states)
-
-
-def _newest(conn: sa.Connection, table: sa.Table, columns: list[str]) -> list[dict]:
-    """Rows of `table` in the newest window of each model (by the window's ISO date)."""
-    newest = (sa.select(table.c.model, sa.func.max(table.c.window).label("window"))
-              .group_by(table.c.model).subquery())
-    query = (sa.select(*(table.c[name] for name in columns))
-             .join(newest, sa.and_(table.c.model == newest.c.model, table.c.window == newest.c.window)))
-    return [dict(row) for row in conn.execute(query).mappings()]
+    newest = read_newest(engine)
+    return StoreSnapshot(newest.health, newest.metrics, [_drift_row(r) for r in newest.drift], newest.alerts,
+                         newest.alert_states)
 
 
 def _drift_row(row: dict) -> DriftRow:
@@ -92,16 +67,3 @@ def _drift_row(row: dict) -> DriftRow:
     except (msgspec.ValidationError, ValueError) as error:
         raise ValueError(f"drift report of {row['model']} {row['window']}: {error}") from None
     return DriftRow(row["model"], row["window"], row["version"], bool(row["dataset_drift"]), report.features)
-
-
-def _alert_states(conn: sa.Connection, raised: int) -> dict[str, int]:
-    """Outbox notifications by delivery status (pending, delivered, dead); a store without
-    an outbox delivers nothing, so each raised alert counts as "open"."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(OUTBOX):
-        return {"open": raised}
-    if "status" not in {c["name"] for c in inspector.get_columns(OUTBOX)}:
-        log.warning("table %s has no 'status' column: raised alerts are reported as open", OUTBOX)
-        return {"open": raised}
-    outbox = sa.table(OUTBOX, sa.column("status"))
-    return dict(conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all())

@@ -28,6 +28,7 @@ from watchkeeper.performance import (
     HIGHER_IS_BETTER, METRIC_NAMES, PRIMARY_METRIC, REGRESSION, MetricValue, weighted_metrics,
     percentile_interval,
 )
+from watchkeeper.profile import category_label
 from watchkeeper.registry import CHAMPION, REFERENCE_TARGET, Registry
 from watchkeeper.retraining.challenger import CHALLENGER, predictions
 
@@ -35,6 +36,8 @@ PREVIOUS_CHAMPION = "previous_champion"
 AUTO, TICKET = "auto", "ticket"                      # approval policies
 PROMOTED, NEEDS_APPROVAL, REJECTED = "promoted", "needs_approval", "rejected"
 GATE_TAG, GATE_STATUS_TAG = "watchkeeper.gate", "watchkeeper.gate_status"
+# Fewer evaluation rows give a bootstrap of a handful of distinct values: no interval worth trusting.
+MIN_EVAL_ROWS = 30
 
 
 class GateError(ValueError):
@@ -71,9 +74,11 @@ def evaluate_gate(task: str, champion_model: Any, challenger_model: Any, eval_df
     metric = metric or PRIMARY_METRIC.get(task, "")
     _check(task, metric, eval_df, features, target, confidence, n_boot)
     X, y = eval_df[features], eval_df[target].to_numpy()
-    champion_out, challenger_out = predictions(champion_model, X, task), predictions(challenger_model, X, task)
+    champion_out, challenger_out = _scored(champion_model, X, task, "champion"), _scored(challenger_model, X, task,
+                                                                                       "challenger")
     if champion_out[2] != challenger_out[2]:
         raise GateError(f"the models predict different classes: {champion_out[2]} vs {challenger_out[2]}")
+    _check_labels(task, eval_df[target], champion_out[2])
     n = len(y)
     counts = _resample_counts(n, n_boot, seed)
     (champion_point, champion_boots), (challenger_point, challenger_boots) = (
@@ -118,6 +123,7 @@ def apply_decision(registry: Registry, model_name: str, version: str, decision: 
 
 def _check(task: str, metric: str, frame: pd.DataFrame, features: list[str], target: str,
            confidence: float, n_boot: int) -> None:
+    """What can be refused before either model is run."""
     if task not in METRIC_NAMES:
         raise GateError(f"unknown task {task!r}; expected one of {sorted(METRIC_NAMES)}")
     if metric not in METRIC_NAMES[task]:
@@ -125,10 +131,39 @@ def _check(task: str, metric: str, frame: pd.DataFrame, features: list[str], tar
     missing = [c for c in (*features, target) if c not in frame.columns]
     if missing:
         raise GateError(f"evaluation data lacks columns {', '.join(missing)}")
-    if frame.empty:
-        raise GateError("evaluation data has no rows")
+    if len(frame) < MIN_EVAL_ROWS:
+        raise GateError(f"evaluation data has {len(frame)} rows; the gate needs at least {MIN_EVAL_ROWS}")
     if not 0 < confidence < 1 or n_boot < 1:
         raise GateError(f"need 0 < confidence < 1 and n_boot >= 1, got {confidence}, {n_boot}")
+    unlabelled = int(frame[target].isna().sum())
+    if unlabelled:
+        raise GateError(f"{unlabelled} evaluation rows have no label in {target!r}")
+    if task == REGRESSION:
+        values = pd.to_numeric(frame[target], errors="coerce")
+        if not np.isfinite(values.to_numpy(dtype=float)).all():
+            raise GateError(f"the regression target {target!r} holds values that are not finite numbers")
+    elif frame[target].nunique() < 2:
+        raise GateError(f"evaluation data has a single class ({category_label(frame[target].iloc[0])}) in {target!r}: "
+                        "a classifier cannot be compared on it")
+
+
+def _check_labels(task: str, labels: pd.Series, classes: list | None) -> None:
+    """A classifier is judged only on labels it can predict: another label is an error in the data."""
+    if task == REGRESSION:
+        return
+    unseen = sorted({category_label(v) for v in labels.unique()} - {category_label(c) for c in classes})
+    if unseen:
+        raise GateError(f"labels the models never saw in {labels.name!r}: {', '.join(unseen[:5])} "
+                        f"(the models predict {', '.join(map(str, classes))})")
+
+
+def _scored(model: Any, X: pd.DataFrame, task: str, role: str) -> tuple:
+    """The model's predictions; any failure of the model's own code becomes one GateError line."""
+    try:
+        return predictions(model, X, task)
+    except Exception as error:  # a model is outside code: whatever it raises, the data did not fit it
+        text = " ".join(str(error).split())[:300]
+        raise GateError(f"the {role} model cannot score the evaluation data ({type(error).__name__}: {text})") from None
 
 
 def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:

@@ -13,6 +13,7 @@ workflow URL is itself the credential; jira's JIRAError prints the request heade
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import urllib.error
 from collections.abc import Iterator
@@ -61,7 +62,8 @@ def parse_retry_after(value: str | None) -> float | None:
 def error_for_status(service: str, status: int, retry_after: str | None = None, detail: str = "",
                      secrets: tuple[str, ...] = ()) -> ChannelError:
     """The ChannelError for an HTTP error status; `detail` is the service's short error text."""
-    suffix = f": {redact(detail, secrets)[:DETAIL_CHARS]}" if detail else ""
+    shown = " ".join(redact(detail, secrets).split())[:DETAIL_CHARS]   # one line, however the service answered
+    suffix = f": {shown}" if shown else ""
     if status == 429:
         return ChannelError(f"{service}: rate limited (HTTP 429){suffix}", retry_after=parse_retry_after(retry_after))
     if status >= 500 or status == 408:
@@ -70,7 +72,10 @@ def error_for_status(service: str, status: int, retry_after: str | None = None, 
 
 
 def error_for_exception(service: str, exc: BaseException) -> ChannelError | None:
-    """The ChannelError for a transport failure, or None when `exc` is not one (a bug: let it raise)."""
+    """The ChannelError for a transport failure or an answer that is not JSON, or None when `exc` is
+    neither (a bug: let it raise)."""
+    if isinstance(exc, json.JSONDecodeError):   # e.g. a proxy's HTML page with HTTP 200: the service may recover
+        return ChannelError(f"{service}: unexpected answer (not JSON)")
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema)):
         return ChannelError(f"{service}: malformed URL ({type(exc).__name__})", permanent=True)

@@ -8,6 +8,11 @@ it created, sees its own line in the description and does nothing. A retry after
 PATCH answer can add the same work note twice (reading the journal back needs rights on
 sys_journal_field that an integration user seldom has); the incident is never duplicated.
 
+Texts: `description` is plain text, and `work_notes` is a journal field whose only markup is
+the `[code]...[/code]` tag, which ServiceNow renders as raw HTML (glide.ui.security.allow_codetag).
+Names from data are made one line and any `[code]` or `[/code]` in them is broken with a
+zero-width space, so a feature name cannot inject HTML into the incident.
+
 Severity sets `impact` and `urgency` (severity.py); ServiceNow derives `priority` from them.
 
 Why `requests` and not pysnc (ServiceNow's GlideRecord client): pysnc sets no request
@@ -17,16 +22,25 @@ Retry-After is lost. The Table API is three plain REST calls.
 
 from __future__ import annotations
 
+import re
+
 import requests
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_text, require_timeout, require_url
+from watchkeeper.alerting.channels.config import require_https, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.channels.severity import itil_fields
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 
 SHORT_DESCRIPTION_CHARS = 160
+SYS_ID = re.compile(r"[0-9a-f]{32}")
+CODE_TAG = re.compile(r"\[(/?code\])", re.IGNORECASE)
+
+
+def journal_escape(text: str) -> str:
+    """Text that a journal field shows as text: no `[code]` tag survives (a zero-width space breaks it)."""
+    return CODE_TAG.sub("[\u200b\\1", text)
 
 
 class ServiceNowChannel:
@@ -38,13 +52,14 @@ class ServiceNowChannel:
     user_env, password_env : names of the environment variables with the integration user's credentials.
     timeout : seconds per HTTP request (requests never retries on its own).
     assignment_group, category, caller_id : optional incident fields set on insert.
+    allow_http_loopback : accept an http:// instance on a loopback host (local stand-ins); https otherwise.
     """
 
     def __init__(self, instance_url: str, user_env: str = "SERVICENOW_USER",
                  password_env: str = "SERVICENOW_PASSWORD", name: str = "servicenow", timeout: float = 5.0,
                  assignment_group: str | None = None, category: str | None = None,
-                 caller_id: str | None = None) -> None:
-        require_url("ServiceNow", instance_url=instance_url)
+                 caller_id: str | None = None, allow_http_loopback: bool = False) -> None:
+        require_https("ServiceNow", allow_http_loopback, instance_url=instance_url)
         require_text("ServiceNow", user_env=user_env, password_env=password_env, name=name)
         require_timeout("ServiceNow", timeout)
         self.instance_url = instance_url.rstrip("/")
@@ -64,17 +79,21 @@ class ServiceNowChannel:
             query = {"sysparm_query": f"correlation_id={correlation_id}^active=true",
                      "sysparm_fields": "sys_id,number,description", "sysparm_limit": "1"}
             found = self._call(session, credentials, "GET", params=query)
+            if not isinstance(found, list):
+                raise ChannelError("ServiceNow: unexpected answer to the incident query (no list)")
             if found:
-                if not content.already_delivered(alert, [found[0].get("description") or ""]):
-                    self._call(session, credentials, "PATCH", found[0]["sys_id"],
-                               json={"work_notes": content.plain_text(alert)})
-                return Delivery(self.name, found[0]["number"], "updated")
+                incident = _incident(found[0], "sys_id", "number")
+                if not content.already_delivered(alert, [str(incident.get("description") or "")], journal_escape):
+                    self._call(session, credentials, "PATCH", incident["sys_id"],
+                               json={"work_notes": content.plain_text(alert, journal_escape)})
+                return Delivery(self.name, incident["number"], "updated")
             created = self._call(session, credentials, "POST", json=self.incident(alert, correlation_id))
-            return Delivery(self.name, created["number"], "created")
+            return Delivery(self.name, _incident(created, "number")["number"], "created")
 
     def incident(self, alert: AlertRecord, correlation_id: str) -> dict:
         itil = itil_fields(alert.severity)
-        return {"short_description": alert.title[:SHORT_DESCRIPTION_CHARS], "description": content.plain_text(alert),
+        return {"short_description": journal_escape(content.one_line(alert.title))[:SHORT_DESCRIPTION_CHARS],
+                "description": content.plain_text(alert, journal_escape),
                 "impact": str(itil.impact), "urgency": str(itil.urgency), "correlation_id": correlation_id,
                 "correlation_display": "Watchkeeper", **self.optional_fields}
 
@@ -91,6 +110,16 @@ class ServiceNowChannel:
         except (ValueError, KeyError):
             # A hibernating or maintenance instance answers 200 with an HTML page.
             raise ChannelError(f"ServiceNow: HTTP {response.status_code} without a Table API result") from None
+
+
+def _incident(record: object, *keys: str) -> dict:
+    """A Table API record holding `keys` as non-empty strings; else a ChannelError, never a KeyError.
+    A sys_id goes into the next URL, so it must be the 32 hex digits ServiceNow issues."""
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) and record[k] for k in keys):
+        raise ChannelError(f"ServiceNow: unexpected answer (an incident without {' or '.join(keys)})")
+    if "sys_id" in keys and not SYS_ID.fullmatch(record["sys_id"]):
+        raise ChannelError("ServiceNow: unexpected answer (a sys_id that is not 32 hex digits)")
+    return record
 
 
 def _error_message(response: requests.Response) -> str:

@@ -16,7 +16,14 @@ Set `retry_ambiguous=False` for at-most-once instead: an ambiguous timeout is th
 permanent failure, left visible in the outbox rather than retried.
 
 The webhook URL carries its own signature (`sig=`), so the URL itself is the secret: it is
-read from an environment variable and kept out of messages, exceptions and logs.
+read from an environment variable and kept out of messages, exceptions and logs. It must be
+https (http only to a loopback host with `allow_http_loopback`), checked at each send since
+that is when it is read.
+
+Nothing from data is parsed by Teams: TextBlocks and FactSets read a subset of Markdown
+(links, bold, lists), so every text holding a name goes into a RichTextBlock, whose TextRuns
+are shown verbatim, after content.one_line has made it one visible line. Mentions need an
+`msteams.entities` list, which these cards never carry.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import re
 import requests
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_text, require_timeout
+from watchkeeper.alerting.channels.config import insecure_url_problem, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
@@ -45,12 +52,17 @@ class TeamsChannel:
     url_env : name of the environment variable holding the webhook URL.
     timeout : seconds to connect and to wait for the answer.
     retry_ambiguous : whether a request whose answer was lost may be retried (see module doc).
+    allow_http_loopback : accept an http:// webhook on a loopback host (local stand-ins); https otherwise.
     """
 
     def __init__(self, url_env: str = "TEAMS_WEBHOOK_URL", name: str = "teams", timeout: float = 5.0,
-                 retry_ambiguous: bool = True) -> None:
+                 retry_ambiguous: bool = True, allow_http_loopback: bool = False) -> None:
         require_text("Teams", url_env=url_env, name=name)
         require_timeout("Teams", timeout)
+        for flag, value in (("retry_ambiguous", retry_ambiguous), ("allow_http_loopback", allow_http_loopback)):
+            if not isinstance(value, bool):
+                raise ValueError(f"Teams channel: {flag} must be true or false, got {value!r}")
+        self.allow_http_loopback = allow_http_loopback
         self.url_env = url_env
         self.name = name
         self.timeout = timeout
@@ -59,6 +71,9 @@ class TeamsChannel:
 
     def send(self, alert: AlertRecord) -> Delivery:
         url = read_secret(self.url_env, "Teams")
+        problem = insecure_url_problem(url, self.allow_http_loopback)
+        if problem:   # the URL is the secret: the message names the variable, never its value
+            raise ChannelError(f"Teams: the webhook URL in {self.url_env} {problem}", permanent=True)
         with transport_failures("Teams"):
             try:
                 response = requests.post(url, json=payload(alert), timeout=self.timeout)
@@ -82,26 +97,32 @@ def payload(alert: AlertRecord) -> dict:
 
 def card(alert: AlertRecord) -> dict:
     """An Adaptive Card 1.4 with the same content as the Slack message."""
-    facts = content.headline(alert) + [("Fingerprint", alert.fingerprint)]
+    facts = content.headline(alert) + [("Fingerprint", content.one_line(alert.fingerprint))]
     body = [
-        {"type": "TextBlock", "text": alert.title, "size": "Large", "weight": "Bolder", "wrap": True,
-         "style": "heading", "color": SEVERITY_COLOR[alert.severity]},
-        _fact_set(facts),
-        {"type": "TextBlock", "text": alert.summary, "wrap": True},
+        _rich([_run(content.one_line(alert.title), size="Large", weight="Bolder", color=SEVERITY_COLOR[alert.severity])]),
+        *[_rich([_run(f"{label}: ", weight="Bolder"), _run(value)]) for label, value in facts],
+        _rich([_run(content.one_line(alert.summary))]),
     ]
     for title, items, more in content.evidence(alert):
-        body += [{"type": "TextBlock", "text": title, "weight": "Bolder", "spacing": "Medium"}, _fact_set(items)]
+        body.append({"type": "TextBlock", "text": title, "weight": "Bolder", "spacing": "Medium"})
+        body += [_rich([_run(f"{name}: ", weight="Bolder"), _run(text)]) for name, text in items]
         if more:
             body.append({"type": "TextBlock", "text": more, "isSubtle": True, "wrap": True})
     result = {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
               "version": "1.4", "body": body, "msteams": {"width": "Full"}}
     if alert.links:
-        result["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in content.links(alert)]
+        result["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url}
+                             for label, url in content.links(alert)]
     return result
 
 
-def _fact_set(facts: list[tuple[str, str]]) -> dict:
-    return {"type": "FactSet", "facts": [{"title": title, "value": value} for title, value in facts]}
+def _rich(inlines: list[dict], **options) -> dict:
+    """A RichTextBlock: its TextRuns are shown as they are, never read as Markdown."""
+    return {"type": "RichTextBlock", "inlines": inlines, **options}
+
+
+def _run(text: str, **style) -> dict:
+    return {"type": "TextRun", "text": text, **style}
 
 
 def _error_code(response: requests.Response) -> str:

@@ -1,0 +1,53 @@
+"""The window assets of one day, evaluated together by the engine's monitor.
+
+production_window, drift_report, performance_metrics, concept_drift and model_health are five
+assets in the UI (their lineage is the audit trail) but one step: the engine's WindowMonitor
+reads each model's window once, decodes each reference once, keeps a failure local to its
+model, and commits each verdict with its problems and alerts in one transaction. The step runs
+whichever of the five a job selects (a label refresh recomputes only performance and health);
+each asset's metadata is drawn from the same per-model outcomes by its module. A step killed
+mid-way is retried (RetryPolicy): what committed is replaced, nothing counted twice.
+"""
+
+import dagster as dg
+
+from monitoring_assets import concept, drift, health, performance, windows
+from monitoring_assets.partitions import daily_windows
+from monitoring_assets.quality import DATA_QUALITY, quality_result
+from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+from watchkeeper.alerting.builder import alert_links
+from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, WindowMonitor
+
+PRESENTERS = {windows.SPEC.key: (WINDOW, windows.metadata), drift.SPEC.key: (DRIFT, drift.metadata),
+              performance.SPEC.key: (PERFORMANCE, performance.metadata), concept.SPEC.key: (CONCEPT, concept.metadata),
+              health.SPEC.key: (HEALTH, health.metadata)}
+CHECKS = {DATA_QUALITY.key: quality_result, health.EVALUATED.key: health.evaluated_result}
+RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@dg.multi_asset(
+    name="evaluate_models",
+    specs=[windows.SPEC, drift.SPEC, performance.SPEC, concept.SPEC, health.SPEC],
+    check_specs=[DATA_QUALITY, health.EVALUATED],
+    partitions_def=daily_windows,
+    can_subset=True,
+    retry_policy=RETRY,
+    description="Evaluates one day's window of every monitored model (watchkeeper.monitor).",
+)
+def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
+                    monitoring_store: MonitoringStoreResource, monitoring_config: MonitoringConfigResource,
+                    alerting: AlertingResource):
+    day = context.partition_key
+    selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
+    links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
+                                               model, version)
+    monitor = WindowMonitor(monitoring_store.store(), drop_folder.log(), monitoring_config.load(),
+                            alerting.policy(), links)
+    outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected])
+    for outcome in outcomes:
+        for stage, reason in outcome.failures.items():
+            context.log.error(f"{outcome.model} {day}: {stage} failed: {reason}")
+    for key in selected:
+        yield dg.MaterializeResult(asset_key=key, metadata=PRESENTERS[key][1](day, outcomes))
+    for key in context.selected_asset_check_keys:
+        yield CHECKS[key](outcomes)

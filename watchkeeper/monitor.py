@@ -1,0 +1,150 @@
+"""One window of every monitored model, evaluated in one loop with failures kept local.
+
+The evaluation of a window is five stages (watchkeeper.stages): the window itself (read,
+checked, kept, data quality), its drift, its performance, the concept-drift detectors, and
+the verdict with its alerts. `WindowMonitor.evaluate` runs the stages a caller asks for, model
+by model: each model's reference is decoded once and its window read once, and whatever goes
+wrong for one model — an unreadable file, a bad schema, a corrupt reference, an exception in a
+drift-test plugin — is recorded as that model's failure with a one-line reason, while every
+other model completes. A model with a failure gets a `failed` verdict naming it; the failure
+stands in the store until the stage succeeds for that window (a re-run after the fix).
+
+The verdict, its problem-log entries and the alerts they queue commit in one transaction, so a
+process killed at any point leaves each model-window either fully decided or not at all, and
+re-running it (a retry) counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from watchkeeper.alerting.builder import build_alerts
+from watchkeeper.alerting.policy import Plan, Policy
+from watchkeeper.config import MonitoringConfig
+from watchkeeper.health import FAILED, Verdict
+from watchkeeper.inference_log import InferenceLog
+from watchkeeper.problems import ProblemLog
+from watchkeeper.quality import QualityResult
+from watchkeeper.reference import ModelReference
+from watchkeeper.stages import STAGES, Stage, StageContext, WindowMetrics, judge
+from watchkeeper.store import MonitoringStore, StoredFailure, StoredProfile
+from watchkeeper.telemetry import evaluation_span
+
+WINDOW, DRIFT, PERFORMANCE, CONCEPT, HEALTH = "window", "drift", "performance", "concept", "health"
+REFERENCE = "reference"   # the stage name of a reference that cannot be decoded
+ORDER = (WINDOW, DRIFT, PERFORMANCE, CONCEPT, HEALTH)
+Links = Callable[[str, str], dict[str, str]]
+
+
+@dataclass
+class ModelWindow:
+    """What one evaluation found for one model's window (what the caller shows)."""
+
+    model: str
+    version: str
+    window: str
+    reference: ModelReference | None = None     # None: the stored reference could not be decoded
+    rows: int | None = None                     # None: the window stage did not run
+    problems: list[str] = field(default_factory=list)
+    quality: QualityResult | None = None
+    drift: dict | None = None
+    drift_blocked: str | None = None            # why drift was not computed (data quality)
+    metrics: WindowMetrics | None = None
+    alarms: dict[str, int] = field(default_factory=dict)   # stream -> alarms raised this window
+    verdict: Verdict | None = None
+    plans: dict[str, Plan] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # stage -> reason, from this run
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures) or (self.verdict is not None and self.verdict.status == FAILED)
+
+
+class WindowMonitor:
+    """Evaluates windows for every model with a reference in the store."""
+
+    def __init__(self, store: MonitoringStore, log: InferenceLog, config: MonitoringConfig,
+                 policy: Policy | None = None, links: Links = lambda model, version: {}) -> None:
+        self.store, self.log, self.config, self.policy, self.links = store, log, config, policy, links
+        self.problem_log = ProblemLog(store)
+
+    def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None) -> list[ModelWindow]:
+        """Run `stages` (in their fixed order) for `models` (default: every model) on `day`."""
+        wanted = [s for s in ORDER if s in set(stages)]
+        unknown = set(stages) - set(ORDER)
+        if unknown:
+            raise ValueError(f"unknown stages: {', '.join(sorted(unknown))} (known: {', '.join(ORDER)})")
+        references = self.store.latest_profiles()
+        names = sorted(references) if models is None else [m for m in models if m in references]
+        return [self._model(references[name], day, wanted) for name in names]
+
+    def _model(self, stored: StoredProfile, day: str, stages: list[str]) -> ModelWindow:
+        outcome = ModelWindow(stored.model, stored.version, day)
+        try:
+            reference = ModelReference.from_stored(stored)
+        except ValueError as error:
+            self._record_failure(outcome, REFERENCE, error)
+            if HEALTH in stages:
+                self._decide(outcome, None)
+            return outcome
+        self.store.clear_failure(stored.model, day, REFERENCE)
+        outcome.reference = reference
+        context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model))
+        for name in stages:
+            if name == HEALTH:
+                self._decide(outcome, context)
+            elif not (STAGES[name].needs_window and _empty(context.frame())):
+                self._run(STAGES[name], name, context, outcome)
+        return outcome
+
+    def _run(self, stage: Stage, name: str, context: StageContext, outcome: ModelWindow) -> None:
+        """One stage for one model; what it raises becomes the model's failure, nothing more."""
+        with evaluation_span(stage.span, outcome.model, outcome.version, outcome.window) as step:
+            try:
+                stage.run(context, outcome, step)
+            except Exception as error:   # one model's bad input or plugin must not stop the fleet
+                step.fail(error)
+                self._record_failure(outcome, name, error)
+                return
+        self.store.clear_failure(outcome.model, outcome.window, name)
+
+    def _record_failure(self, outcome: ModelWindow, stage: str, error: BaseException) -> None:
+        reason = one_line(error)
+        outcome.failures[stage] = reason
+        self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason)
+
+    def _decide(self, outcome: ModelWindow, context: StageContext | None) -> None:
+        """The verdict, its problems and their notifications, in one transaction."""
+        model, version, day = outcome.model, outcome.version, outcome.window
+        with evaluation_span("model_health", model, version, day) as step:
+            standing = self.store.failures(model, day)
+            verdict = failed_verdict(standing) if standing or context is None else judge(context, outcome)
+            step.set(status=verdict.status)
+            latest = day >= (self.store.latest_window(model) or day)   # an older window resolves nothing
+            task = context.reference.task if context else "unknown"
+            alerts = build_alerts(model, version, day, task, verdict.status, verdict.reasons, self.links(model, version))
+            with self.store.transaction() as tx:
+                self.store.put_health(model, day, version, verdict.status, verdict.reasons, tx=tx)
+                if self.policy is not None:
+                    outcome.plans = self.problem_log.record(model, version, day, alerts, self.policy, latest, tx=tx)
+        outcome.verdict = verdict
+
+
+def failed_verdict(standing: list[StoredFailure]) -> Verdict:
+    """A window that could not be evaluated: which stage failed and why, one reason each."""
+    return Verdict(FAILED, [{"signal": "evaluation", "stage": f.stage, "detail": f"{f.stage}: {f.reason}"}
+                            for f in standing])
+
+
+def one_line(error: BaseException) -> str:
+    """The error as one line: our input errors say what is wrong; others also say what they are."""
+    text = " ".join(str(error).split()) or "(no message)"
+    own = isinstance(error, ValueError) and type(error).__module__.startswith("watchkeeper")
+    return text[:500] if own else f"{type(error).__name__}: {text}"[:500]
+
+
+def _empty(frame: pd.DataFrame | None) -> bool:
+    return frame is None or frame.empty

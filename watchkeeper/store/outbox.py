@@ -1,0 +1,141 @@
+"""The outbox's rows: every notification is a row before it is a message (watchkeeper.alerting.outbox
+delivers them).
+
+Rows are unique per fingerprint, channel and occurrence, so enqueueing the same thing twice is a
+no-op; they are written in the monitoring store's database, in the verdict's transaction when the
+problem log passes one. A sender claims due rows with a lease, and finishes each (delivered,
+retried or dead) only while it still holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.store.migrate import ensure_current
+from watchkeeper.store.records import aware as _aware
+from watchkeeper.store.schema import channel_pauses, outbox
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class Outbox:
+    """Persisted notifications, on the monitoring store's database (SQLite or PostgreSQL).
+
+    What to notify is decided by the problem log (watchkeeper.problems), which enqueues here in
+    the same transaction as the verdict; senders claim and deliver the rows.
+    """
+
+    def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] = time.time) -> None:
+        self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
+        if self.engine.dialect.name not in INSERT:
+            raise ValueError(f"outbox: unsupported database {self.engine.dialect.name!r} (sqlite or postgresql)")
+        self.clock = clock
+        ensure_current(self.engine)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None,
+                tx: sa.Connection | None = None) -> int:
+        """Queue `alert` for each channel, in `tx` when given; returns how many rows are new (an
+        existing fingerprint/channel/occurrence is left as it is, so enqueueing is idempotent)."""
+        if tx is not None:
+            return sum(self._insert(tx, alert, channel, not_before) for channel in channels)
+        with self.engine.begin() as conn:
+            return sum(self._insert(conn, alert, channel, not_before) for channel in channels)
+
+    def last_sent(self, fingerprint: str, tx: sa.Connection | None = None) -> dict[str, datetime]:
+        """When each channel was last given this fingerprint (queued counts: it will arrive)."""
+        query = (sa.select(outbox.c.channel, sa.func.max(outbox.c.created_at))
+                 .where(outbox.c.fingerprint == fingerprint).group_by(outbox.c.channel))
+        if tx is not None:
+            return {channel: _aware(at) for channel, at in tx.execute(query)}
+        with self.engine.connect() as conn:
+            return {channel: _aware(at) for channel, at in conn.execute(query)}
+
+    def rows(self, status: str | None = None) -> list[dict]:
+        """Outbox rows, oldest first (what the UI shows), payload decoded, times in UTC."""
+        query = sa.select(outbox).order_by(outbox.c.id)
+        if status is not None:
+            query = query.where(outbox.c.status == status)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**{k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()},
+                 "payload": json.loads(row["payload_json"])} for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+        with self.engine.connect() as conn:
+            return {PENDING: 0, DELIVERED: 0, DEAD: 0} | dict(conn.execute(query).all())
+
+    def requeue_dead(self, channel: str | None = None) -> int:
+        """Give dead rows (of one channel) a fresh start, after the cause was fixed."""
+        query = outbox.update().where(outbox.c.status == DEAD)
+        if channel is not None:
+            query = query.where(outbox.c.channel == channel)
+        with self.engine.begin() as conn:
+            return conn.execute(query.values(status=PENDING, attempts=0, next_attempt_at=self.now())).rowcount
+
+    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[dict]:
+        """Lease up to `limit` rows due at `now` (oldest first, paused channels skipped) to a new
+        owner, atomically: one UPDATE whose WHERE re-checks that each row is still free, so two
+        senders never hold the same row."""
+        c, owner = outbox.c, uuid.uuid4().hex
+        paused = sa.select(channel_pauses.c.channel).where(channel_pauses.c.until > now)
+        due = sa.and_(c.status == PENDING, c.next_attempt_at <= now, c.channel.not_in(paused),
+                      sa.or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now))
+        candidates = sa.select(c.id).where(due).order_by(c.next_attempt_at, c.id).limit(limit)
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(c.id.in_(candidates.scalar_subquery()), due)
+                         .values(lease_owner=owner, lease_expires_at=now + lease))
+            claimed = conn.execute(sa.select(outbox).where(c.lease_owner == owner).order_by(c.id))
+            return [dict(r) for r in claimed.mappings()]
+
+    def finish(self, row: dict, **values) -> bool:
+        """Update a claimed row and release its lease; False when the lease was lost meanwhile."""
+        query = (outbox.update().where(outbox.c.id == row["id"], outbox.c.lease_owner == row["lease_owner"])
+                 .values(lease_owner=None, lease_expires_at=None, **values))
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def pause_channel(self, channel: str, until: datetime, owner: str) -> int:
+        """No sender claims `channel` before `until`; `owner`'s unsent rows of it are released.
+        Returns how many rows were released (no attempt is counted for them)."""
+        insert = INSERT[self.engine.dialect.name](channel_pauses).values(channel=channel, until=until)
+        c = outbox.c
+        with self.engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=["channel"], set_={"until": until}))
+            return conn.execute(outbox.update().where(c.lease_owner == owner, c.channel == channel, c.status == PENDING)
+                                .values(lease_owner=None, lease_expires_at=None)).rowcount
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending row can next be claimed (its retry time, lease and channel
+        pause all past), or None when nothing is pending."""
+        c, p = outbox.c, channel_pauses.c
+        greatest = sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max   # SQLite's scalar max
+        ready = greatest(c.next_attempt_at, sa.func.coalesce(c.lease_expires_at, c.next_attempt_at),
+                         sa.func.coalesce(p.until, c.next_attempt_at))
+        query = (sa.select(sa.func.min(ready)).select_from(outbox.outerjoin(channel_pauses, c.channel == p.channel))
+                 .where(c.status == PENDING))
+        with self.engine.connect() as conn:
+            at = conn.execute(query).scalar()
+        return _aware(at) if at is not None else None
+
+    def _insert(self, conn: sa.Connection, alert: AlertRecord, channel: str, not_before: datetime | None) -> int:
+        now = self.now()
+        insert = INSERT[self.engine.dialect.name](outbox).on_conflict_do_nothing(
+            index_elements=["fingerprint", "channel", "occurrence"])
+        return conn.execute(insert.values(
+            fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
+            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=now,
+            next_attempt_at=max(now, (not_before or now).astimezone(timezone.utc)))).rowcount
