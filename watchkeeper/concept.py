@@ -28,7 +28,7 @@ detectors come from river.drift, and an `adwin` one is scanned through its core 
 from __future__ import annotations
 
 import base64
-import pickle  # nosec B403: only river's compiled ADWIN core, and only after its signature verifies
+import pickle  # river's detectors only, unpickled after their signature verifies  # nosec B403
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +135,7 @@ class StreamState:
             payload = verify(self.state, STATE_PURPOSE)
         except SignatureError as error:
             raise StreamInputError(f"stored {self.detector!r} detector state refused: {error}") from None
-        return pickle.loads(payload)  # nosec B301: signed by this deployment's key, verified above
+        return pickle.loads(payload)  # signed with this deployment's key, verified above  # nosec B301
 
     def to_dict(self) -> dict:
         return {"detector": self.detector, "state": base64.b64encode(self.state).decode("ascii"),

@@ -33,7 +33,7 @@ from watchkeeper.report import DriftReport
 from watchkeeper.sketch import WindowSketch
 
 PARQUET = (".parquet", ".pq")
-GROUP_BYTES = 64 << 20  # columns profiled together: about this many bytes of float64 values
+GROUP_BYTES = 16 << 20  # columns profiled together: about this many bytes of float64 values
 
 
 class FileInputError(DriftInputError):
@@ -93,7 +93,9 @@ def open_file(path: str | Path) -> Source:
         if suffix in PARQUET:
             import pyarrow.parquet as pq
 
-            source = Source(path, parquet=pq.ParquetFile(path, pre_buffer=False))  # pre-buffering holds a row group twice
+            # pre-buffering reads each row group's column chunks in one go: 10x faster than chunk by chunk
+            # on a busy machine (100,000 x 60: 0.35 s against 3.8 s), for one row group of extra memory
+            source = Source(path, parquet=pq.ParquetFile(path, pre_buffer=True))
         else:
             import pyarrow.csv as pacsv
 

@@ -39,7 +39,7 @@ from watchkeeper.profile import (
 )
 
 GRID_REFINE = 2
-BLOCK_VALUES = 1 << 23  # values per numeric block (32 MB of float32): large enough to amortise the search
+BLOCK_VALUES = 1 << 21  # values per numeric block (8 MB of float32): amortises the search, keeps memory small
 EXACT_KS_MAX_ROWS = 10_000  # windows up to this size keep their values where the reference kept its own
 _F32_MAX = float(np.finfo(np.float32).max)
 
