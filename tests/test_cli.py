@@ -93,11 +93,14 @@ def test_joint_drift_invisible_to_marginals_is_reported_by_the_multivariate_dete
     current = pd.DataFrame(rng.multivariate_normal([0, 0], [[1, -0.9], [-0.9, 1]], 2000), columns=["a", "b"])
     reference.to_parquet(tmp_path / "ref.parquet")
     current.to_parquet(tmp_path / "cur.parquet")
-    _, out, _ = run(capsys, "drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"))
-    report = json.loads(out)
+    paths = ("--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"))
+    report = json.loads(run(capsys, "drift", *paths, "--multivariate", "full")[1])
     assert report["drifted_features"] == [], "each marginal is unchanged"
     assert {m["method"]: m["drifted"] for m in report["multivariate"]} == {"pca_reconstruction": True,
                                                                           "domain_classifier": True}
+    by_default = json.loads(run(capsys, "drift", *paths)[1])["multivariate"]  # within its budget: PCA only
+    assert by_default[0]["drifted"] and "--multivariate full" in by_default[1]["skipped"]
+    assert "multivariate" not in json.loads(run(capsys, "drift", *paths, "--multivariate", "off")[1])
 
 
 def test_a_saved_profile_has_no_rows_for_multivariate_tests(files, capsys):

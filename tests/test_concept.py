@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -199,3 +200,36 @@ def test_stream_rejects_a_binary_detector_on_continuous_errors(stream_files, cap
     folder, _ = stream_files
     code, _, err = run_stream(capsys, "--errors", str(folder / "e.parquet"), "--column", "abs_error", "--detector", "ddm")
     assert code == 2 and "ddm reads 0/1 errors" in err
+
+
+def test_a_tampered_or_unsigned_state_is_refused_before_anything_is_unpickled(monkeypatch):
+    """Issue 9: river's detector state is pickled (its Rust core has no other form), so it is signed;
+    a state that does not verify is refused in one line and pickle.loads never sees its bytes."""
+    import base64
+    import pickle
+
+    state, _ = resume(None, bernoulli_jump(13)[:2_000])
+    stored = state.to_dict()
+    unpickled = []
+    real_loads = pickle.loads
+    monkeypatch.setattr(pickle, "loads", lambda data, *a, **k: unpickled.append(data) or real_loads(data, *a, **k))
+    raw = base64.b64decode(stored["state"])
+    forged = [
+        stored | {"state": base64.b64encode(raw[:-1] + bytes([raw[-1] ^ 1])).decode()},  # one bit of the pickle
+        stored | {"state": base64.b64encode(pickle.dumps(AutoDetector(binary=True))).decode()},  # never signed
+        stored | {"state": base64.b64encode(raw[:12] + b"\0" * 32 + raw[44:]).decode()},  # signature zeroed
+    ]
+    for data in forged:
+        with pytest.raises(StreamInputError, match="^stored 'auto' detector state refused: ") as error:
+            resume(StreamState.from_dict(data), np.zeros(10))
+        assert "\n" not in str(error.value)
+    assert unpickled == []
+    with pytest.raises(StreamInputError, match="^stored detector state is malformed"):
+        StreamState.from_dict(stored | {"state": "not base64!"})
+    old_key = os.environ["WATCHKEEPER_SIGNING_KEY"]
+    monkeypatch.setenv("WATCHKEEPER_SIGNING_KEY", "another-deployment-" + "k" * 32)
+    with pytest.raises(StreamInputError, match="unknown key"):
+        resume(StreamState.from_dict(stored), np.zeros(10))
+    assert unpickled == []
+    monkeypatch.setenv("WATCHKEEPER_SIGNING_KEYS_PREVIOUS", old_key)  # a rotated key still verifies
+    assert resume(StreamState.from_dict(stored), np.zeros(10))[0].n_seen == 2_010 and len(unpickled) == 1

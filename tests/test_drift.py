@@ -142,7 +142,9 @@ def test_config_from_dict():
 
 def test_config_changes_the_verdict(profile):
     current = sample(np.random.default_rng(12), 1_000, shift=0.5)
-    assert evaluate_drift(profile, current, DriftConfig(numeric_floor=0.6)).drifted_features == []
+    shape_decides = evaluate_drift(profile, current, DriftConfig(numeric_floor=0.6)).features[0]
+    assert shape_decides.drifted and shape_decides.effect_metric == "ks"  # KS 0.2 is past its 0.04 floor
+    assert evaluate_drift(profile, current, DriftConfig(numeric_floor=0.6, numeric_shape_floor=1.01)).drifted_features == []
     psi_config = DriftConfig(numeric_effect="psi", numeric_floor=0.2)
     x = evaluate_drift(profile, current, psi_config).features[0]
     assert x.effect_metric == "psi" and x.effect_size == x.distances["psi"] and x.drifted

@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scipy import stats
 
 from watchkeeper.drift import DriftInputError, evaluate_drift, evaluate_parquet
 from watchkeeper.profile import CATEGORICAL, NUMERIC, SKETCH_RANK_ERROR, fit_profile
@@ -72,8 +73,9 @@ def test_parquet_bad_input_is_one_line(profile, tmp_path):
         with pytest.raises(DriftInputError, match=message):
             evaluate_parquet(profile, tmp_path / name)
     (tmp_path / "junk.parquet").write_text("not parquet")
-    for path in (tmp_path / "junk.parquet", tmp_path / "absent.parquet"):
-        with pytest.raises(DriftInputError, match="cannot be read as Parquet") as error:
+    for path, message in ((tmp_path / "junk.parquet", "cannot be read as Parquet"),
+                          (tmp_path / "absent.parquet", "no such file$")):
+        with pytest.raises(DriftInputError, match=message) as error:
             evaluate_parquet(profile, path)
         assert "\n" not in str(error.value)
 
@@ -87,3 +89,32 @@ def test_wide_float32_batches_stay_in_one_buffer(profile, tmp_path):
     report = evaluate_parquet(wide, tmp_path / "wide.parquet", batch_size=1_000)
     assert report.n_current == 5_000 and not report.drifted_features
     assert all(f.statistic < SKETCH_RANK_ERROR and f.effect_size < 0.005 for f in report.features)  # it is the reference
+
+
+def test_sketch_keeps_float64_range():
+    """Finite values up to ±1.8e308 are values (in the right cells, moments in float64); NaN and ±inf
+    are missing. float32 alone would turn anything past 3.4e38 into inf, i.e. into a missing value."""
+    rng = np.random.default_rng(5)
+    huge = np.finfo(np.float64).max
+    reference = pd.DataFrame({"small": rng.normal(size=5_000), "big": rng.normal(0, 1e150, 5_000),
+                              "offset": 1e140 + rng.normal(0, 1e130, 5_000)})
+    profile = fit_profile(reference, {name: NUMERIC for name in reference})
+    current = reference.sample(3_000, random_state=1).reset_index(drop=True)
+    current.loc[:9, "small"] = [1e308, -1e308, huge, -huge, 1e39, -1e39, 3.5e38, np.inf, -np.inf, np.nan]
+    current.loc[:4, "big"] = [huge, -huge, 1e308, np.inf, np.nan]
+    sketch = WindowSketch(profile)
+    sketch.add({name: current[name] for name in current}, len(current))
+    mean, std = sketch.numeric.mean_std(sketch.grid.center)
+    for row, name in enumerate(sketch.grid.names):
+        x = current[name].to_numpy()
+        finite = np.sort(x[np.isfinite(x)])
+        assert sketch.numeric.finite[row] == len(finite)
+        assert np.array_equal(sketch.numeric.cum[row], np.searchsorted(finite, sketch.grid.edges[row], side="right"))
+        if name == "offset":  # values near 1e140 whose spread is 1e130: moments exact in float64
+            assert (mean[row], std[row]) == (pytest.approx(finite.mean(), rel=1e-12),
+                                             pytest.approx(finite.std(ddof=1), rel=1e-6))
+    report = evaluate_drift(profile, current)
+    small, big, offset = report.features
+    assert small.missing_rate_current == pytest.approx(3 / 3_000) and big.missing_rate_current == pytest.approx(2 / 3_000)
+    expected = stats.ks_2samp(reference["offset"], current["offset"]).statistic
+    assert offset.statistic == pytest.approx(expected, abs=SKETCH_RANK_ERROR) and not offset.drifted

@@ -4,7 +4,8 @@ The window is folded into a sketch (watchkeeper.sketch) in batches, the same way
 DataFrame (evaluate_drift) or a Parquet file streamed in record batches (evaluate_parquet). Every
 statistic is then computed for all features of a kind at once (watchkeeper.stats), and the verdict
 follows watchkeeper.decision: significant after Benjamini-Hochberg AND an effect above its floor.
-For small windows against a small reference whose values the profile keeps, KS is scipy's exact test.
+For small windows against a small reference whose values the profile keeps, the KS statistic is
+computed exactly from both samples (as scipy's ks_2samp).
 """
 
 from __future__ import annotations
@@ -12,28 +13,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from scipy.stats import ks_2samp
+from typing import TYPE_CHECKING
 
-from watchkeeper.decision import DriftConfig, decide
+import numpy as np
+
+from watchkeeper.decision import LABEL_EFFECT, SHAPE_EFFECT, DriftConfig, decide
 from watchkeeper.drift_tests import Histograms, TestResult, load_test, run_test
-from watchkeeper.profile import (
-    CATEGORICAL,
-    NUMERIC,
-    OTHER,
-    PSI_BINS,
-    FeatureProfile,
-    ReferenceProfile,
-    finite_sorted,
-)
+from watchkeeper.profile import CATEGORICAL, NUMERIC, OTHER, PSI_BINS, FeatureProfile, ReferenceProfile
 from watchkeeper.report import DriftReport, FeatureDrift, json_float
 from watchkeeper.sketch import GRID_REFINE, SketchInputError, WindowSketch
-from watchkeeper.stats import hellinger, jensen_shannon, psi, shares, two_proportions, wasserstein_on_grid
+from watchkeeper.stats import (
+    hellinger,
+    jensen_shannon,
+    ks_from_cdfs,
+    ks_pvalue,
+    label_shift,
+    psi,
+    shares,
+    two_proportions,
+    two_sample_ks,
+    wasserstein_on_grid,
+)
+
+if TYPE_CHECKING:  # evaluate_drift takes a DataFrame; files never need pandas
+    import pandas as pd
 
 __all__ = ["DriftConfig", "DriftInputError", "DriftReport", "FeatureDrift", "evaluate_drift", "evaluate_parquet", "psi"]
-
-EXACT_KS_MAX_ROWS = 10_000  # scipy's exact KS threshold; beyond it the asymptotic p-value is as good
 
 
 class DriftInputError(ValueError):
@@ -71,15 +76,17 @@ def _note(reference_count: float, current_count: float) -> str | None:
     return None
 
 
-def _numeric(features: list[FeatureProfile], sketch: WindowSketch, config: DriftConfig,
-             exact: dict[str, tuple[float, float]]) -> _KindResult:
+def _numeric(features: list[FeatureProfile], sketch: WindowSketch, config: DriftConfig) -> _KindResult:
     grid, state = sketch.grid, sketch.numeric
     n_ref = np.array([f.count for f in features], dtype=float)
     reference = np.diff(np.pad(grid.ref_cdf, ((0, 0), (1, 1)), constant_values=(0.0, 1.0)), axis=1) * n_ref[:, None]
     current = _cell_counts(state.cum, state.finite)
-    result = run_test(load_test(config.numeric_test, NUMERIC), Histograms(grid.names, reference, current, grid.edges))
-    statistic, p_value, error = _with_exact(grid.names, result, exact)
     cur_cdf = state.cum / np.maximum(state.finite, 1)[:, None]
+    exact = _exact_ks(features, sketch.kept_values())
+    ks = ks_from_cdfs(grid.ref_cdf, cur_cdf)[0]
+    ks[list(exact)] = [d for d, _ in exact.values()]
+    result = run_test(load_test(config.numeric_test, NUMERIC), Histograms(grid.names, reference, current, grid.edges))
+    statistic, p_value, error = _with_exact(result, exact) if config.numeric_test == "ks" else result
     inner = slice(GRID_REFINE, -GRID_REFINE)  # winsorized at the reference's 0.5% and 99.5% quantiles
     w1 = wasserstein_on_grid(grid.edges[:, inner], grid.ref_cdf[:, inner], cur_cdf[:, inner])
     sd = np.array([f.std or 0.0 for f in features])
@@ -90,7 +97,7 @@ def _numeric(features: list[FeatureProfile], sketch: WindowSketch, config: Drift
         moments = {"mean_shift_sd": (mean - [f.mean or 0.0 for f in features]) / sd, "std_ratio": std / sd}
     ref_bins, cur_bins, keep = _psi_bins(features, state.bin_cum, state.finite)
     testable = grid.testable & (state.finite > 0)
-    distances = _distances(ref_bins, cur_bins) | {"wasserstein": wasserstein} | moments
+    distances = _distances(ref_bins, cur_bins) | {"wasserstein": wasserstein, SHAPE_EFFECT: ks} | moments
     return _KindResult(
         features, config.numeric_test, np.where(testable, statistic, np.nan), np.where(testable, p_value, np.nan),
         None if error is None else np.where(testable, error, np.nan),
@@ -101,19 +108,29 @@ def _numeric(features: list[FeatureProfile], sketch: WindowSketch, config: Drift
     )
 
 
+def _exact_ks(features: list[FeatureProfile], kept: dict[str, np.ndarray]) -> dict[int, tuple[float, float]]:
+    """Row -> exact KS statistic and p-value, where the profile kept the reference values and the
+    window was small enough to keep its own (sketch.EXACT_KS_MAX_ROWS)."""
+    exact = {}
+    for i, f in enumerate(features):
+        values = kept.get(f.name)
+        if f.exact_values and values is not None and len(values):
+            d = two_sample_ks(np.asarray(f.exact_values, dtype=float), values)
+            exact[i] = (d, float(ks_pvalue(np.array([d]), len(f.exact_values), len(values))[0]))
+    return exact
+
+
 def _cell_counts(cumulative: np.ndarray, total: np.ndarray) -> np.ndarray:
     """Counts per cell from counts <= each edge: cells (-inf, e0], (e0, e1], ..., (e_last, inf)."""
     return np.diff(cumulative, axis=1, prepend=0.0, append=total[:, None])
 
 
-def _with_exact(names: list[str], result: TestResult,
-                exact: dict[str, tuple[float, float]]) -> TestResult:
+def _with_exact(result: TestResult, exact: dict[int, tuple[float, float]]) -> TestResult:
     """Replace sketched results by exact ones where they were computed (their error is then 0)."""
-    rows = [i for i, name in enumerate(names) if name in exact]
     statistic, p_value = result.statistic.copy(), result.p_value.copy()
     error = None if result.error is None else result.error.copy()
-    for i in rows:
-        statistic[i], p_value[i] = exact[names[i]]
+    for i, (d, p) in exact.items():
+        statistic[i], p_value[i] = d, p
         if error is not None:
             error[i] = 0.0
     return TestResult(statistic, p_value, error)
@@ -164,10 +181,12 @@ def _categorical(features: list[FeatureProfile], sketch: WindowSketch, config: D
     result = run_test(load_test(config.categorical_test, CATEGORICAL),
                       Histograms([f.name for f in features], reference, current))
     testable = (reference.sum(axis=1) > 0) & (current.sum(axis=1) > 0)
+    distances = _distances(reference, current)
+    distances[LABEL_EFFECT] = label_shift(shares(reference), shares(current), config.label_ratio_floor)
     return _KindResult(
         features, config.categorical_test, np.where(testable, result.statistic, np.nan),
         np.where(testable, result.p_value, np.nan), result.error,
-        {k: np.where(testable, v, np.nan) for k, v in _distances(reference, current).items()},
+        {k: np.where(testable, v, np.nan) for k, v in distances.items()},
         np.array([s.missing for s in states], dtype=float), np.array([s.rows for s in states], dtype=float),
         [t[0] for t in tables], [s[:len(t[0])] for s, t in zip(shares(reference), tables)],
         [s[:len(t[0])] for s, t in zip(shares(current), tables)],
@@ -178,13 +197,13 @@ def _categorical(features: list[FeatureProfile], sketch: WindowSketch, config: D
 # ---------------------------------------------------------------- assembly and entry points
 
 
-def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig,
-            exact: dict[str, tuple[float, float]], ignored: list[str]) -> DriftReport:
-    """Decide across all features at once, then lay the results out in profile order."""
+def report_from_sketch(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig,
+                       ignored: list[str]) -> DriftReport:
+    """Decide across all features of a folded window at once, then lay the results out in profile order."""
     kinds = {kind: [f for f in profile.features.values() if f.kind == kind] for kind in (NUMERIC, CATEGORICAL)}
     results = []
     if kinds[NUMERIC]:
-        results.append(_numeric(kinds[NUMERIC], sketch, config, exact))
+        results.append(_numeric(kinds[NUMERIC], sketch, config))
     if kinds[CATEGORICAL]:
         results.append(_categorical(kinds[CATEGORICAL], sketch, config))
     where = {r.features[i].name: (r, i) for r in results for i in range(len(r.features))}
@@ -199,18 +218,20 @@ def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig
     rate_ref = np.divide(missing_ref, total_ref, out=np.zeros_like(missing_ref), where=total_ref > 0)
     rate_cur = np.divide(missing_cur, total_cur, out=np.zeros_like(missing_cur), where=total_cur > 0)
     missing_p = two_proportions(missing_ref, total_ref, missing_cur, total_cur)
-    p_value = column(lambda r, i: r.p_value[i])
-    effect = column(lambda r, i: r.distances[config.effect_metric(r.features[i].kind)][i])
-    floor = column(lambda r, i: config.floor(r.features[i].kind))
-    verdict = decide(config, p_value, effect, floor, missing_p, rate_cur - rate_ref)
+    floors = [config.effect_floors(r.features[i].kind) for r, i in rows]
+    effects = np.array([[r.distances[name][i] for name in f] for (r, i), f in zip(rows, floors)], dtype=float)
+    verdict = decide(config, column(lambda r, i: r.p_value[i]), effects.reshape(len(rows), -1),
+                     np.array([list(f.values()) for f in floors], dtype=float).reshape(len(rows), -1),
+                     np.array([list(f) for f in floors], dtype=object).reshape(len(rows), -1),
+                     missing_p, rate_cur - rate_ref)
     features = [
         FeatureDrift(
             r.features[i].name, r.features[i].kind, r.test, float(r.statistic[i]), json_float(r.p_value[i]),
-            json_float(verdict.p_adjusted[j]), json_float(effect[j]), config.effect_metric(r.features[i].kind),
+            json_float(verdict.p_adjusted[j]), json_float(verdict.effect[j]), verdict.effect_metric[j],
             bool(verdict.drifted[j]), float(rate_ref[j]), float(rate_cur[j]), r.labels[i],
             r.reference_share[i].tolist(), r.current_share[i].tolist(), verdict.reasons[j], r.notes[i],
             None if r.error is None else json_float(r.error[i]), {k: v[i] for k, v in r.distances.items()},
-            float(missing_p[j]), json_float(verdict.missing_p_adjusted[j]),
+            float(missing_p[j]), json_float(verdict.missing_p_adjusted[j]), json_float(verdict.effect_ratio[j]),
         )
         for j, (r, i) in enumerate(rows)
     ]
@@ -218,21 +239,7 @@ def _report(profile: ReferenceProfile, sketch: WindowSketch, config: DriftConfig
     return DriftReport(config.dataset_drift(n_drifted, len(features)), profile.n_rows, sketch.rows, features, ignored)
 
 
-def _exact_ks(profile: ReferenceProfile, current: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """scipy's KS (exact p-value when both samples are small) where the profile kept the reference values."""
-    if len(current) > EXACT_KS_MAX_ROWS:
-        return {}
-    exact = {}
-    for name, f in profile.features.items():
-        if f.kind == NUMERIC and f.exact_values:
-            values, _ = finite_sorted(current[name])
-            if len(values):
-                result = ks_2samp(f.exact_values, values)
-                exact[name] = (float(result.statistic), float(result.pvalue))
-    return exact
-
-
-def _check_columns(profile: ReferenceProfile, columns: list[str], n_rows: int) -> list[str]:
+def check_columns(profile: ReferenceProfile, columns: list[str], n_rows: int) -> list[str]:
     """One-line errors for windows that cannot be compared; returns the columns that will be ignored."""
     if n_rows == 0:
         raise DriftInputError("current window is empty")
@@ -249,42 +256,23 @@ def evaluate_drift(
     profile: ReferenceProfile, current: pd.DataFrame, config: DriftConfig = DriftConfig()
 ) -> DriftReport:
     """Test every profiled feature of ``current``; columns the profile does not know are listed, not tested."""
+    import pandas as pd
+
     if not isinstance(current, pd.DataFrame):
         raise DriftInputError(f"current window must be a pandas DataFrame, got {type(current).__name__}")
-    ignored = _check_columns(profile, list(current.columns), len(current))
+    ignored = check_columns(profile, list(current.columns), len(current))
     sketch = WindowSketch(profile)
     try:
         sketch.add({name: current[name] for name in profile.features}, len(current))
     except SketchInputError as error:
         raise DriftInputError(str(error)) from None
-    exact = _exact_ks(profile, current) if config.numeric_test == "ks" else {}
-    return _report(profile, sketch, config, exact, ignored)
+    return report_from_sketch(profile, sketch, config, ignored)
 
 
 def evaluate_parquet(profile: ReferenceProfile, path: str | Path, config: DriftConfig = DriftConfig(),
                      batch_size: int | None = None) -> DriftReport:
-    """Stream a Parquet window in record batches: memory is one batch, however large the file.
+    """Stream a Parquet window in record batches: memory is one batch, however large the file
+    (watchkeeper.files.evaluate_file, which also reads CSV)."""
+    from watchkeeper.files import evaluate_file, open_file
 
-    Only the profiled columns are read. pyarrow decodes a whole row group at a time (several
-    times its size at peak), so memory is bounded by the row-group size, not the file size:
-    write large windows with row groups of ~20 MB (e.g. 10,000 rows x 500 float32 columns).
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        source = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds a whole row group twice
-    except (OSError, pa.ArrowException) as error:
-        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
-    ignored = _check_columns(profile, source.schema_arrow.names, source.metadata.num_rows)
-    sketch = WindowSketch(profile)
-    n_numeric = sum(f.kind == NUMERIC for f in profile.features.values())
-    batches = source.iter_batches(batch_size=batch_size or sketch.block_rows(n_numeric), columns=list(profile.features))
-    try:
-        for batch in batches:
-            sketch.add({name: batch.column(name) for name in profile.features}, batch.num_rows)
-    except SketchInputError as error:
-        raise DriftInputError(str(error)) from None
-    except (OSError, pa.ArrowException) as error:
-        raise DriftInputError(f"{path}: cannot be read as Parquet ({error})") from None
-    return _report(profile, sketch, config, {}, ignored)
+    return evaluate_file(profile, open_file(path), config, batch_size=batch_size)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported by the readers: watchkeeper.profile needs column_name_problem, not pandas
+    import pandas as pd
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIX = ".csv"
@@ -81,6 +82,8 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
 
 
 def _read_csv(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         header = _csv_header(path)
         _check_names(path, header)

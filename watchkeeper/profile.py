@@ -22,10 +22,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read: `watchkeeper drift` on files never needs it
+    import pandas as pd
 
 from watchkeeper.frames import column_name_problem
 
@@ -142,6 +144,8 @@ class ReferenceProfile:
 
 def finite_sorted(series: pd.Series) -> tuple[np.ndarray, int]:
     """Sorted finite values and the missing count (NaN/None/NaT/±inf); ValueError on non-numbers."""
+    import pandas as pd
+
     na = series.isna().to_numpy()
     try:
         values = pd.to_numeric(series).to_numpy(dtype="float64", na_value=np.nan)
@@ -208,6 +212,8 @@ def infer_kinds(
     df: pd.DataFrame, categorical: Iterable[str] = (), numeric: Iterable[str] = ()
 ) -> dict[str, str]:
     """Guess each column's kind; low-cardinality numbers are codes or flags, hence categorical."""
+    import pandas as pd
+
     categorical, numeric = set(categorical), set(numeric)
     unknown = sorted((categorical | numeric) - set(df.columns))
     if unknown:
@@ -263,7 +269,12 @@ def _moments(name: str, xs: np.ndarray) -> tuple[float, float]:
 
 
 def _numeric_profile(name: str, series: pd.Series) -> FeatureProfile:
-    xs, missing = finite_sorted(series)
+    return numeric_profile(name, *finite_sorted(series))
+
+
+def numeric_profile(name: str, xs: np.ndarray, missing: int) -> FeatureProfile:
+    """The profile of a numeric column from its sorted finite values and its missing count
+    (shared by fit_profile and the column-by-column fit of watchkeeper.files)."""
     if len(xs) == 0:
         return FeatureProfile(name, NUMERIC, 0, missing)
     mean, m2 = _moments(name, xs)
@@ -286,7 +297,11 @@ def _cap_categories(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def _categorical_profile(name: str, series: pd.Series) -> FeatureProfile:
-    counts, missing = category_counts(series)
+    return categorical_profile(name, *category_counts(series))
+
+
+def categorical_profile(name: str, counts: Mapping[str, int], missing: int) -> FeatureProfile:
+    """The profile of a categorical column from its label counts and missing count."""
     capped = _cap_categories(counts)
     return FeatureProfile(name, CATEGORICAL, sum(counts.values()), missing, categories=capped)
 

@@ -26,7 +26,7 @@ class FeatureDrift:
     statistic: float
     p_value: float | None
     p_adjusted: float | None
-    effect_size: float | None
+    effect_size: float | None  # the deciding effect: the first to clear its floor, else the closest
     effect_metric: str | None
     drifted: bool
     missing_rate_reference: float
@@ -37,14 +37,15 @@ class FeatureDrift:
     reason: str | None = None  # "distribution", "missing_rate" or both, when drifted
     note: str | None = None  # why a signal could not be tested, in one line
     statistic_error: float | None = None  # bound on the sketch's error in the statistic (0: exact)
-    distances: dict[str, float | None] = field(default_factory=dict)  # psi, jensen_shannon, hellinger, wasserstein
+    distances: dict[str, float | None] = field(default_factory=dict)  # psi, jensen_shannon, hellinger, wasserstein, ks...
     missing_rate_p_value: float | None = None
     missing_rate_p_adjusted: float | None = None
+    effect_ratio: float | None = None  # effect_size / its floor: >= 1 is large enough to drift
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         distances = d.pop("distances")
-        for key in ("statistic", "p_value", "p_adjusted", "effect_size", "statistic_error",
+        for key in ("statistic", "p_value", "p_adjusted", "effect_size", "effect_ratio", "statistic_error",
                     "missing_rate_reference", "missing_rate_current", "missing_rate_p_value",
                     "missing_rate_p_adjusted"):
             d[key] = json_float(d[key])
