@@ -1,16 +1,27 @@
-"""Redraws the scorecard of each model that a window's verdict flagged."""
+"""Redraws the scorecard of each model that a window's verdict flagged.
+
+A flagged name that is not a monitored model (no partition of that name, so no run could be
+launched for it) is skipped and named in the tick's log; the other models are redrawn.
+"""
 
 import dagster as dg
 
 from monitoring_assets.health import SPEC as HEALTH_SPEC
 from monitoring_assets.health import flagged_models
 from monitoring_assets.jobs import scorecard_job
+from monitoring_assets.partitions import model_partitions
+from sensors.skips import log_skipped
 
 
 @dg.asset_sensor(asset_key=HEALTH_SPEC.key, job=scorecard_job, default_status=dg.DefaultSensorStatus.STOPPED,
                  description="Refreshes model_scorecard for the models a model_health run flagged, so "
                              "thousands of healthy models cost nothing here.")
-def scorecard_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> list[dg.RunRequest]:
-    materialization = asset_event.asset_materialization
-    return [dg.RunRequest(partition_key=model, run_key=f"{model}@{asset_event.run_id}")
-            for model in flagged_models(materialization.metadata)]
+def scorecard_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(model_partitions.name))
+    flagged = flagged_models(asset_event.asset_materialization.metadata)
+    requests = [dg.RunRequest(partition_key=model, run_key=f"{model}@{asset_event.run_id}")
+                for model in flagged if model in known]
+    line = log_skipped(context, "flagged models", {str(model): "not a monitored model (no partition of that name)"
+                                                   for model in flagged if model not in known})
+    return dg.SensorResult(run_requests=requests,
+                           skip_reason=None if requests else line or "no model flagged")

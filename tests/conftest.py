@@ -97,22 +97,21 @@ class BrokenDay:
     n_nulls: int          # NULLS values blanked in it
     runs: list[str]       # the runs the inference sensor asked for
     failed_runs: list[str]
+    rerun_after_replay: int   # runs launched by the sensor's first tick after the demo, before new files
 
 
 @pytest.fixture(scope="session")
 def broken_day(demo, tmp_path_factory) -> BrokenDay:
     """The demo copied (the shared demo stays as built), fed BROKEN_DAY through the real inference
-    sensor and the runs it requests, on the copy's Dagster instance."""
+    sensor and the runs it requests, on the copy's Dagster instance. The sensor starts with no
+    cursor, as one turned on after the demo does: its first tick must launch nothing."""
     import dagster as dg
 
     from cli.demo import demo_environment
     from cli.sensor_driver import SensorDriver
-    from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog
+    from watchkeeper.inference_log import InferenceLog
 
     home = demo_copy(demo[0], tmp_path_factory.mktemp("broken_day") / "demo")
-    log = InferenceLog(home)
-    caught_up = json.dumps({stream: max(f.mtime_ns for f in log.files(stream)) for stream in (INFERENCE, LABELS)})
-    broken = _write_next_day(log)
     with pytest.MonkeyPatch.context() as env:
         for name, value in demo_environment(home).items():
             env.setenv(name, value)
@@ -120,10 +119,28 @@ def broken_day(demo, tmp_path_factory) -> BrokenDay:
 
         with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
             driver = SensorDriver(defs, instance)
-            driver.cursors["inference_sensor"] = caught_up  # the demo's own ticks saw every earlier file
+            before = instance.get_runs_count()
+            driver.tick("inference_sensor")
+            rerun = instance.get_runs_count() - before
+            broken = _write_next_day(InferenceLog(home))
             asked = driver.tick("inference_sensor")
     return BrokenDay(home, len(broken), int(broken[NULLS].isna().sum()),
-                     [f"{r.job_name}[{r.partition_key}]" for r in asked], driver.failed_runs)
+                     [f"{r.job_name}[{r.partition_key}]" for r in asked], driver.failed_runs, rerun)
+
+
+def inference_cursor(home: Path) -> str:
+    """The inference sensor's cursor once it has seen every file under `home` (as after the demo's
+    own ticks), from one tick on a throw-away instance."""
+    import dagster as dg
+
+    from definitions import defs
+    from resources import InferenceLogResource
+    from sensors.inference_log import inference_sensor
+
+    with dg.instance_for_test() as instance, dg.build_sensor_context(
+            instance=instance, definitions=defs,
+            resources={"drop_folder": InferenceLogResource(root=str(home))}) as context:
+        return inference_sensor.evaluate_tick(context).cursor
 
 
 def _write_next_day(log) -> pd.DataFrame:

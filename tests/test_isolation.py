@@ -11,14 +11,13 @@ failed with their reasons.
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import demo_copy, replayed_day
+from conftest import demo_copy, inference_cursor, replayed_day
 
 pytestmark = pytest.mark.slow
 DAY = "2026-11-15"
@@ -58,13 +57,13 @@ def hostile_day(demo, tmp_path_factory):
     from monitoring_assets import ASSETS, JOBS
     from resources import MonitoringConfigResource
     from sensors import SENSORS
-    from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog
+    from watchkeeper.inference_log import INFERENCE, InferenceLog
     from watchkeeper.store import MonitoringStore
 
     tmp = tmp_path_factory.mktemp("hostile")
     home = demo_copy(demo[0], tmp / "demo")
     log, rng = InferenceLog(home), np.random.default_rng(9)
-    caught_up = json.dumps({stream: max(f.mtime_ns for f in log.files(stream)) for stream in (INFERENCE, LABELS)})
+    caught_up = inference_cursor(home)
     store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
     frames = replayed_day(log, DAY) | {"fx_rates": frame(FX_FEATURES, rng, 800, shift=1.5),
                                        "plugin_model": frame(["a", "b", "c"], rng, 800)}

@@ -32,7 +32,7 @@ def test_promoting_the_challenger_refreshes_the_reference_profile(demo, tmp_path
 
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
         driver = SensorDriver(defs, instance)
-        driver.cursors["registry_sensor"] = json.dumps({m["name"]: "1" for m in demo[1]["models"]})
+        driver.cursors["registry_sensor"] = json.dumps({"versions": {m["name"]: "1" for m in demo[1]["models"]}})
         requests = driver.tick("registry_sensor")
     assert [(r.partition_key, r.run_key) for r in requests] == [(MODEL, f"{MODEL}:{challenger}")]
     assert driver.failed_runs == []

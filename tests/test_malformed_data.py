@@ -103,7 +103,6 @@ READER_CASES = [
     (WINDOWS, "truncated", lambda log: log.read_window("m", DAY), "cannot be read as Parquet"),
     (LABELS, "truncated", lambda log: log.read_labels("m"), "cannot be read as Parquet"),
     (LABELS, "truncated", lambda log: log.read_arrivals("m", DAY), "cannot be read as Parquet"),
-    (LABELS, "truncated", lambda log: log.label_days("m", DAY, 3), "cannot be read as Parquet"),
     (LABELS, "missing_label", lambda log: log.read_labels("m"), "no column 'label' (columns: prediction_id)"),
     (LABELS, "missing_id", lambda log: log.read_arrivals("m", DAY), "no column 'prediction_id' (columns: label)"),
 ]
@@ -125,8 +124,6 @@ def test_a_bad_drop_file_is_one_inference_input_error(tmp_path, stream, breakage
                                             names=[*frame.columns, "x"]), path)
     else:
         write_raw(path, breakage, frame)
-    if stream == LABELS:   # label_days also reads the day's predictions
-        write_raw(tmp_path / INFERENCE / "m" / f"{DAY}.parquet", "write", window())
     with pytest.raises(InferenceInputError) as raised:
         read(log)
     assert str(path) in str(raised.value) and words in str(raised.value) and "\n" not in str(raised.value)
@@ -137,7 +134,21 @@ def test_readers_return_rows_of_good_files(tmp_path):
     write_raw(tmp_path / INFERENCE / "m" / f"{DAY}.parquet", "write", window())
     write_raw(tmp_path / LABELS / "m" / f"{DAY}.parquet", "write", labels().assign(arrived_at=DAY))
     assert len(log.read_predictions("m", DAY)) == 20 and list(log.read_labels("m").columns) == ["prediction_id", "label"]
-    assert log.label_days("m", DAY, 3) == [DAY] and log.read_window("m", DAY) is None
+    [arrival], predictions = log.scan(LABELS, DAY, DAY, DAY).files, log.scan(INFERENCE, DAY, DAY, DAY).files
+    assert log.label_days(arrival, predictions, 3).days == [DAY] and log.read_window("m", DAY) is None
+
+
+@pytest.mark.parametrize("broken", [LABELS, INFERENCE])
+def test_label_days_reports_a_file_it_cannot_read_instead_of_raising(tmp_path, broken):
+    """The inference sensor maps label files to windows with it: one bad file must not stop a tick."""
+    log = InferenceLog(tmp_path)
+    write_raw(tmp_path / INFERENCE / "m" / f"{DAY}.parquet", "truncated" if broken == INFERENCE else "write", window())
+    write_raw(tmp_path / LABELS / "m" / f"{DAY}.parquet", "truncated" if broken == LABELS else "write", labels())
+    [arrival], predictions = log.scan(LABELS, DAY, DAY, DAY).files, log.scan(INFERENCE, DAY, DAY, DAY).files
+    found = log.label_days(arrival, predictions, 3)
+    [unreadable] = found.unreadable
+    assert found.days == [] and unreadable.name == f"{broken}/m/{DAY}.parquet"
+    assert unreadable.reason.startswith("its prediction ids cannot be read: cannot be read as Parquet (")
 
 
 # ---------------------------------------------------------------------------------------- profiles

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,13 +20,12 @@ import sqlalchemy as sa
 
 from watchkeeper.alerting.builder import FEATURE_KEYS, AlertBuildError, alert_links, build_alerts
 from watchkeeper.alerting.outbox import DEAD, DELIVERED, PENDING, Outbox, Sender
-from watchkeeper.alerting.policy import load_policy
+from watchkeeper.store.schema import outbox as outbox_table
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.health import WindowEvidence, assess
 from watchkeeper.profile import fit_profile
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "alerting.yaml"
 NOON_UTC = 1_794_312_000.0          # 2026-11-10 12:00:00 UTC: outside the example's quiet hours
 
 
@@ -75,7 +74,7 @@ def clock():
 
 @pytest.fixture
 def outbox(engine, clock):
-    return Outbox(engine, clock=clock)
+    return Outbox(engine, clock=clock, database_clock=clock)
 
 
 def sender(outbox, clock, *channels, **params) -> Sender:
@@ -137,6 +136,18 @@ def test_permanent_errors_and_unknown_channels_are_dead_at_once_and_can_be_reque
     assert s.run_once().delivered == 1 and jira.sent == ["churn-eu:3:data_drift:0"]
 
 
+def test_a_row_whose_payload_cannot_be_decoded_is_dead_and_the_others_are_sent(outbox, clock):
+    slack = Recorder("slack")
+    for i in range(3):
+        outbox.enqueue(alert(i), ["slack"])
+    with outbox.engine.begin() as conn:
+        conn.execute(outbox_table.update().where(outbox_table.c.id == 2).values(payload_json='{"fingerprint": '))
+    stats = sender(outbox, clock, slack).run_once()
+    assert (stats.delivered, stats.dead) == (2, 1) and slack.sent == [alert(0).fingerprint, alert(2).fingerprint]
+    [dead] = outbox.rows(DEAD)
+    assert dead["payload"] is None and dead["last_error"].startswith("unreadable payload (JSONDecodeError: ")
+
+
 def test_an_unexpected_exception_is_retried_and_recorded_without_its_message(outbox, clock):
     leaky = Recorder("teams", [RuntimeError("POST https://hooks.example/sig=SECRET failed")])
     s = sender(outbox, clock, leaky)
@@ -163,12 +174,13 @@ def test_a_failing_channel_is_paused_for_the_rest_of_the_pass(outbox, clock):
 
 def test_a_killed_senders_lease_expires_and_another_sender_delivers(outbox, clock):
     outbox.enqueue(alert(), ["slack"])
-    [claimed] = outbox.claim(10, outbox.now(), timedelta(seconds=60))    # then the process died
+    [claimed] = outbox.claim(10, timedelta(seconds=60))    # then the process died
     slack = Recorder("slack")
     s = sender(outbox, clock, slack)
     assert s.run_once().claimed == 0
     clock.t += 60
     assert s.run_once().delivered == 1
+    assert outbox.renew(claimed["lease_owner"], timedelta(seconds=60)) == set()   # nothing left to send
     assert not outbox.finish(claimed, status=DEAD)                       # the dead owner lost its lease
     assert outbox.counts() == {PENDING: 0, DELIVERED: 1, DEAD: 0}
 
@@ -185,6 +197,62 @@ def test_two_concurrent_senders_never_send_the_same_row(outbox, clock):
         t.join()
     assert len(slack.sent) == 300 and max(Counter(slack.sent).values()) == 1
     assert outbox.counts()[DELIVERED] == 300
+
+
+# --- leases on the database's clock: no sender's clock can make two senders hold one row --------
+
+class SlowRecorder(Recorder):
+    """A channel whose every send takes `seconds` of real time."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    def send(self, alert: AlertRecord) -> Delivery:
+        time.sleep(self.seconds)
+        return super().send(alert)
+
+
+def run_concurrently(*senders: Sender, limit: int = 10_000) -> None:
+    threads = [threading.Thread(target=s.run_once, args=(limit,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_a_sender_whose_clock_runs_ahead_by_more_than_the_lease_sends_nothing_twice(store_url):
+    """Each sender is its own Outbox on its own engine, as separate processes would be; one's
+    clock is 30 s ahead, six leases long. Before leases used the database's clock, it took over
+    the other sender's rows in flight: 84 of 200 alerts went out twice on SQLite, 81 on PostgreSQL
+    (with a 1 s lease and a 10 s skew)."""
+    producer = Outbox(store_url)
+    for i in range(200):
+        producer.enqueue(alert(i), ["slack"])
+    slack = SlowRecorder("slack", 0.002)
+    honest = Sender(Outbox(store_url), {"slack": slack}, lease_seconds=5.0, batch_size=10)
+    ahead = Sender(Outbox(store_url), {"slack": slack}, clock=lambda: time.time() + 30.0,
+                   lease_seconds=5.0, batch_size=10)
+    run_concurrently(honest, ahead)
+    assert sorted(Counter(slack.sent).values()) == [1] * 200           # every alert, once
+    assert producer.counts() == {PENDING: 0, DELIVERED: 200, DEAD: 0}
+
+
+def test_a_batch_slower_than_its_lease_sends_nothing_twice(store_url):
+    """A batch of twelve 0.4 s sends takes 4.8 s, more than its 4 s lease; the other sender claims
+    one row at a time, the oldest due first, and has twelve rows of its own to send meanwhile, so
+    it would take over the batch's last rows as soon as their lease ran out (it did, before). The
+    batch renews its lease at half-time and sends only the rows it still holds, so none is sent
+    by both. (A send must end within half a lease: 1.6 s to spare here, for a machine that stalls
+    a thread.)"""
+    producer = Outbox(store_url)
+    for i in range(24):
+        producer.enqueue(alert(i), ["slack"])
+    slack = SlowRecorder("slack", 0.4)
+    run_concurrently(*(Sender(Outbox(store_url), {"slack": slack}, lease_seconds=4.0, batch_size=size)
+                       for size in (12, 1)))
+    assert sorted(Counter(slack.sent).values()) == [1] * 24
+    assert producer.counts() == {PENDING: 0, DELIVERED: 24, DEAD: 0}
 
 
 def test_a_pass_claims_no_new_batch_after_its_budget(outbox, clock):

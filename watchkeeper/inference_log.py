@@ -5,7 +5,8 @@ Layout (the contract with whatever writes predictions):
   <root>/labels/<model>/<YYYY-MM-DD>.parquet      labels that *arrived* that day
   <root>/windows/<model>/<YYYY-MM-DD>.parquet     validated production windows (written here)
 Labels join predictions by `prediction_id` whenever they arrive, so a window's labels
-are the union of every arrival file, not one file.
+are the union of every arrival file, not one file. Anything else in the drop folder is
+skipped with its reason by `InferenceLog.scan`, never raised on.
 
 Every reader raises InferenceInputError (one line, naming the file) on a file it cannot
 read, such as a truncated Parquet file or a label file without its columns, so the
@@ -14,18 +15,26 @@ evaluation loop can fail that one model's window and carry on with the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 
+from watchkeeper.messages import one_line
+from watchkeeper.names import model_name_problem
+
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
 MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
 REQUIRED_COLUMNS = ("timestamp", "prediction_id", "prediction")
 LABEL_COLUMNS = ("prediction_id", "label")
+SUFFIX = ".parquet"
+LINK_OUT = "a link out of the drop folder, or to nothing"
 
 
 class InferenceInputError(DataFileError):
@@ -49,18 +58,132 @@ class DropFile:
     day: str
     path: Path
     mtime_ns: int
+    size: int
+
+    @property
+    def name(self) -> str:
+        """Its path inside the drop folder, e.g. inference/churn/2026-11-05.parquet."""
+        return f"{self.stream}/{self.model}/{self.day}{SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something in the drop folder that cannot be used as it is, and why."""
+
+    name: str       # its path inside the drop folder
+    reason: str
+
+
+@dataclass
+class Listing:
+    """One stream of the drop folder, sorted out.
+
+    files: well-formed files of a day between `first` and `last` (the days that are windows).
+    waiting: well-formed files of a day after `last` that has begun (today): windows once it ends.
+    skipped: everything else, with the reason (never raised, so one stray file stops nothing).
+    """
+
+    files: list[DropFile] = field(default_factory=list)
+    waiting: list[DropFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class LabelDays:
+    """The windows whose labels arrived in one label file, and the files that could not be read
+    to tell (the label file itself, or a window's predictions)."""
+
+    days: list[str] = field(default_factory=list)
+    unreadable: list[Skipped] = field(default_factory=list)
+
+
+def files_digest(files: Iterable[DropFile]) -> str:
+    """A short digest of which files there are and of their versions (modification time and size)."""
+    lines = sorted(f"{f.name}:{f.mtime_ns}:{f.size}" for f in files)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 class InferenceLog:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def files(self, stream: str) -> list[DropFile]:
-        """Every file of a stream, oldest day first."""
-        found = []
-        for path in sorted((self.root / stream).glob("*/*.parquet")):
-            found.append(DropFile(stream, path.parent.name, path.stem, path, path.stat().st_mtime_ns))
-        return sorted(found, key=lambda f: (f.day, f.model))
+    def scan(self, stream: str, first: str, last: str, today: str | None = None) -> Listing:
+        """Every file of a stream, sorted into usable files (oldest day first), files of a day that
+        is not a window yet, and skipped paths with their reasons.
+
+        Only `<stream>/<model>/<YYYY-MM-DD>.parquet` is used, and only where it stays inside the
+        drop folder: hidden files and folders, nested folders, other names, impossible dates, days
+        before `first` or after `today` (UTC), folders that cannot name a model, and links that
+        lead out of the drop folder are skipped.
+        """
+        listing, today = Listing(), today or datetime.now(timezone.utc).date().isoformat()
+        for folder in self._entries(self.root / stream, listing):
+            problem = self._folder_problem(folder)
+            if problem:
+                listing.skipped.append(Skipped(self._name(folder.path), problem))
+                continue
+            for entry in self._entries(Path(folder.path), listing):
+                problem = self._file_problem(entry, first, today)
+                stat = None if problem else _stat(entry)
+                if stat is None:
+                    listing.skipped.append(Skipped(self._name(entry.path), problem or "vanished or cannot be read"))
+                    continue
+                found = DropFile(stream, folder.name, entry.name.removesuffix(SUFFIX), Path(entry.path),
+                                 stat.st_mtime_ns, stat.st_size)
+                (listing.files if found.day <= last else listing.waiting).append(found)
+        listing.files.sort(key=lambda f: (f.day, f.model))
+        return listing
+
+    def _entries(self, folder: Path, listing: Listing) -> list[os.DirEntry]:
+        """The visible entries of a folder that stays inside the drop folder, by name; hidden
+        entries, a link out of the drop folder and a folder that cannot be listed are reported in `listing`."""
+        if not folder.exists():
+            return []
+        if folder.is_symlink() and not self._inside(folder):
+            listing.skipped.append(Skipped(self._name(folder), LINK_OUT))
+            return []
+        try:
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda e: e.name)
+        except OSError as e:
+            listing.skipped.append(Skipped(self._name(folder), f"cannot be listed: {e.strerror}"))
+            return []
+        listing.skipped += [Skipped(self._name(e.path), "hidden") for e in entries if e.name.startswith(".")]
+        return [e for e in entries if not e.name.startswith(".")]
+
+    def _folder_problem(self, entry: os.DirEntry) -> str | None:
+        """Why an entry at the top of a stream is not a model folder, or None."""
+        if entry.is_symlink() and not self._inside(Path(entry.path)):
+            return LINK_OUT
+        if not entry.is_dir():
+            return "not in a model folder"
+        problem = model_name_problem(entry.name)
+        return f"folder name {problem}" if problem else None
+
+    def _file_problem(self, entry: os.DirEntry, first: str, today: str) -> str | None:
+        """Why an entry of a model folder is not a usable file, or None."""
+        day = entry.name.removesuffix(SUFFIX)
+        if entry.is_symlink() and not self._inside(Path(entry.path)):   # its folder is known to be inside
+            return LINK_OUT
+        if entry.is_dir():
+            return "a nested folder"
+        if not entry.name.endswith(SUFFIX) or not _is_date(day):
+            return f"not named YYYY-MM-DD{SUFFIX}"
+        if day < first:
+            return f"dated before the first window, {first}"
+        if day > today:
+            return f"dated after today, {today}"
+        return None
+
+    def _inside(self, path: Path) -> bool:
+        """Whether `path`, through any links (its own or its folders'), stays inside the drop folder."""
+        try:
+            return path.resolve(strict=True).is_relative_to(self.root.resolve())
+        except (OSError, RuntimeError):     # a dangling link, or a loop of links
+            return False
+
+    def _name(self, path: str | Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
 
     def read_predictions(self, model: str, day: str) -> pd.DataFrame | None:
         path = self.root / INFERENCE / model / f"{day}.parquet"
@@ -89,21 +212,31 @@ class InferenceLog:
         path = self.root / LABELS / model / f"{arrival_day}.parquet"
         return read_file(path, LABEL_COLUMNS) if path.exists() else None
 
-    def label_days(self, model: str, arrival_day: str, max_delay_days: int) -> list[str]:
-        """The prediction days whose labels arrived in one arrival file: the windows to refresh.
+    def label_days(self, arrival: DropFile, predictions: Iterable[DropFile], max_delay_days: int) -> LabelDays:
+        """The windows whose labels arrived in one label file: the windows to refresh.
 
-        Only the windows a label could belong to (at most `max_delay_days` before its
-        arrival) are read, so the cost does not grow with the model's history.
+        `predictions` are the model's usable prediction files; only those a label could belong to
+        (at most `max_delay_days` before its arrival) are read, so the cost does not grow with the
+        model's history. A file that cannot be read is reported in the answer, never raised: an
+        unreadable label file belongs to no window, an unreadable prediction file is left out.
         """
-        path = self.root / LABELS / model / f"{arrival_day}.parquet"
-        ids = set(read_file(path, ("prediction_id",))["prediction_id"])
-        earliest = (pd.Timestamp(arrival_day) - pd.Timedelta(days=max_delay_days)).strftime("%Y-%m-%d")
-        days = set()
-        for window in [d for d in self.window_days(model) if earliest <= d <= arrival_day]:
-            predictions = read_file(self.root / INFERENCE / model / f"{window}.parquet", ("prediction_id",))
-            if ids.intersection(predictions["prediction_id"]):
-                days.add(window)
-        return sorted(days)
+        found = LabelDays()
+        labelled = self._prediction_ids(arrival.path, found)
+        earliest = (date.fromisoformat(arrival.day) - timedelta(days=max_delay_days)).isoformat()
+        for window in sorted((p for p in predictions if earliest <= p.day <= arrival.day), key=lambda p: p.day):
+            if labelled and labelled & self._prediction_ids(window.path, found):
+                found.days.append(window.day)
+        return found
+
+    def _prediction_ids(self, path: Path, found: LabelDays) -> set:
+        """The prediction ids in a file; none (and the reason in `found`) when it cannot be read."""
+        try:
+            return set(read_file(path, ("prediction_id",))["prediction_id"])
+        except InferenceInputError as e:
+            name = self._name(path)
+            reason = one_line(str(e).replace(f"{path}: ", ""))      # the drop folder names the file itself
+            found.unreadable.append(Skipped(name, f"its prediction ids cannot be read: {reason}"))
+            return set()
 
     def window_days(self, model: str) -> list[str]:
         return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet"))
@@ -153,3 +286,18 @@ def _timestamp_problems(timestamps: pd.Series, day: str) -> list[str]:
     if outside:
         problems.append(f"{outside} rows with a timestamp outside {day}")
     return problems
+
+
+def _is_date(text: str) -> bool:
+    """Whether `text` is a real calendar day written YYYY-MM-DD (not 2026-02-30, not 20261105)."""
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def _stat(entry: os.DirEntry) -> os.stat_result | None:
+    try:
+        return entry.stat()
+    except OSError:
+        return None

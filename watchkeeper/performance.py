@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 BINARY, MULTICLASS, REGRESSION = "binary", "multiclass", "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
 PRIMARY_METRIC = {BINARY: "accuracy", MULTICLASS: "accuracy", REGRESSION: "mae"}
 HIGHER_IS_BETTER = {
     "accuracy": True, "precision": True, "recall": True, "f1": True, "f1_macro": True, "f1_weighted": True,

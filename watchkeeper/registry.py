@@ -1,18 +1,24 @@
 """The MLflow model registry as Watchkeeper sees it: which models to watch, and their data.
 
 A model is monitored when it has the `champion` alias (or the monitoring tag); its
-reference data is what the training run logged under `reference/`.
+reference data is what the training run logged under `reference/`. A registry entry that
+cannot be monitored as it is (a name that cannot be a partition key, no version, an unknown
+task, an entry that cannot be read) is left out with its reason, so it stops no other model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from watchkeeper.messages import one_line
+from watchkeeper.names import model_name_problem
+from watchkeeper.performance import BINARY, TASKS
 
 from watchkeeper.reference import TARGET
 
@@ -31,6 +37,12 @@ class Champion:
     task: str
 
 
+@dataclass(frozen=True)
+class Monitored:
+    champions: dict[str, Champion]      # model -> the version currently serving
+    skipped: dict[str, str]             # registered model that should be monitored -> why it cannot be
+
+
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
@@ -38,18 +50,36 @@ class Registry:
 
     def champions(self) -> dict[str, Champion]:
         """Every monitored model and the version currently serving (its champion)."""
-        found = {}
+        return self.monitored().champions
+
+    def monitored(self) -> Monitored:
+        """Every monitored model's champion, and the models meant to be monitored that cannot be."""
+        found, skipped = {}, {}
         for model in self._registered_models():
             tagged = model.tags.get(MONITORED_TAG, "").lower() == "true"
             if CHAMPION not in model.aliases and not tagged:
                 continue
-            version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
-            details = self.client.get_model_version(model.name, version)
-            found[model.name] = Champion(model.name, version, details.run_id, model.tags.get(TASK_TAG, "binary"))
-        return found
+            try:
+                found[model.name] = self._champion(model)
+            except (MlflowException, OSError, ValueError) as e:   # this entry only; the registry answers
+                skipped[model.name] = one_line(e)
+        return Monitored(found, skipped)
+
+    def _champion(self, model) -> Champion:
+        """The serving version of a registered model; ValueError saying why it cannot be monitored."""
+        problem = model_name_problem(model.name)
+        task = model.tags.get(TASK_TAG, BINARY)
+        if problem:
+            raise ValueError(f"its name {problem}")
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r} in tag {TASK_TAG} (one of {', '.join(TASKS)})")
+        version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
+        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task)
 
     def _newest_version(self, name: str) -> str:
         versions = self.client.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise ValueError("it is tagged to be monitored but has no version")
         return str(max(int(v.version) for v in versions))
 
     def _registered_models(self) -> list:

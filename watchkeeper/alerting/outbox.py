@@ -8,6 +8,11 @@ A `Sender` later claims due rows with a
 lease, sends them, and marks each delivered, retried (exponential backoff with jitter, or the
 service's Retry-After) or dead (a permanent error, or too many attempts) with the error.
 
+Leases, due times and pauses are timed by the database's clock (watchkeeper.store.outbox), never
+a sender's. A sender renews its batch's lease once half of it has passed and sends only the
+rows it still holds, so a slow batch cannot outlive its claim: a lease has to cover one send,
+not a batch.
+
 A sender killed between sending and marking leaves its rows leased; when the lease expires
 another sender (or the restarted one) sends them again, and the channel's idempotency by
 fingerprint turns that second send into an update. Delivery is at least once from the outbox,
@@ -24,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from watchkeeper.alerting.record import AlertRecord, Channel, ChannelError, Delivery
 from watchkeeper.store.outbox import DEAD, DELIVERED, PENDING, Outbox
@@ -71,14 +76,19 @@ class Sender:
     base_delay, max_delay: the backoff before attempt n+1 is base_delay * 2**(n-1), capped at
         max_delay, times a jitter factor in [0.5, 1] so retries of many rows spread out; a
         Retry-After from the service replaces it.
-    lease_seconds: how long a claim holds a row; must exceed batch_size x the channels' timeout,
-        and is how long rows of a killed sender wait before someone sends them again.
+    lease_seconds: how long a claim holds a row, on the database's clock. Once half of it has
+        passed, the sender renews its batch's lease before the next send and skips the rows it no
+        longer holds, so a batch may take any time, but one send must end within half a lease
+        (lease_seconds > 2 x the channels' timeout). It is also how long rows of a killed sender
+        wait before someone sends them again.
+    clock, sleep: this sender's clock only measures durations (the budget of a pass, the timeout
+        of `drain`); no time it stores or compares comes from it.
     pause_after: consecutive failures of one channel after which no sender claims its rows for a
         backoff that grows with each further failure (the rows keep their place and no attempt is
         counted): an outage costs one request per backoff step, not one timeout per queued alert.
     """
 
-    def __init__(self, outbox: Outbox, channels: Mapping[str, Channel], clock: Callable[[], float] = time.time,
+    def __init__(self, outbox: Outbox, channels: Mapping[str, Channel], clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 20, base_delay: float = 2.0,
                  max_delay: float = 900.0, lease_seconds: float = 120.0, batch_size: int = 20,
                  pause_after: int = 5, seed: int | None = None) -> None:
@@ -89,7 +99,7 @@ class Sender:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.lease_seconds = lease_seconds
+        self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
         self.pause_after = pause_after
         self.seed = seed
@@ -103,15 +113,14 @@ class Sender:
     def run_once(self, limit: int = 100, budget: float | None = None) -> DeliveryStats:
         """Claim and deliver up to `limit` due rows, in batches, claiming no new batch after
         `budget` seconds (a Dagster sensor tick must end within 60 s); returns what happened."""
-        stats, paused, start = DeliveryStats(), {}, self.clock()
+        stats, start = DeliveryStats(), self.clock()
         while stats.claimed < limit and (budget is None or self.clock() - start < budget):
-            rows = self.outbox.claim(min(self.batch_size, limit - stats.claimed), self._now(),
-                                     timedelta(seconds=self.lease_seconds))
+            claimed_at = self.clock()
+            rows = self.outbox.claim(min(self.batch_size, limit - stats.claimed), self.lease)
             if not rows:
                 break
             stats.claimed += len(rows)
-            for row in rows:
-                stats += self._deliver(row, paused)
+            stats += self._deliver_batch(rows, claimed_at)
         return stats
 
     def drain(self, timeout: float | None = None, poll: float = 1.0) -> DeliveryStats:
@@ -122,52 +131,68 @@ class Sender:
             due = self.outbox.next_due()
             if due is None:
                 break
-            wait = min(poll, max(0.0, due.timestamp() - self.clock()))
+            wait = min(poll, max(0.0, (due - self.outbox.database_now()).total_seconds()))
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - self.clock()))
             self.sleep(wait)
         return stats
 
-    def _deliver(self, row: dict, paused: dict[str, str]) -> DeliveryStats:
-        """Send one claimed row and record the outcome; `paused` maps a channel paused in this
-        pass to the batch it was paused in."""
+    def _deliver_batch(self, rows: list[dict], claimed_at: float) -> DeliveryStats:
+        """Send a claimed batch in order, each row only while this sender holds it with at least half
+        a lease left.
+
+        The lease ends no earlier than `claimed_at` (read before the claim) plus a lease, whatever
+        either clock says, as both run at the same rate. Past half of it, the batch's lease is
+        renewed before the next send and rows no longer held (taken over meanwhile) are skipped;
+        rows of a channel paused by this batch were released by the pause and are skipped too.
+        """
+        stats, held, held_since = DeliveryStats(), {row["id"] for row in rows}, claimed_at
+        for row in rows:
+            if self.clock() - held_since >= self.lease.total_seconds() / 2:
+                held_since = self.clock()
+                held = self.outbox.renew(row["lease_owner"], self.lease)
+            if row["id"] not in held:
+                continue
+            outcome = self._deliver(row)
+            if outcome.deferred:
+                held -= {other["id"] for other in rows if other["channel"] == row["channel"]}
+            stats += outcome
+        return stats
+
+    def _deliver(self, row: dict) -> DeliveryStats:
+        """Send one claimed row and record the outcome."""
         name = row["channel"]
-        if paused.get(name) == row["lease_owner"]:    # released when its channel was paused in this batch
-            return DeliveryStats()
-        paused.pop(name, None)                         # a later batch claimed it: that pause is over
         channel = self.channels.get(name)
         if channel is None:
-            return self._fail(row, f"no channel named {name!r} in this sender", paused, permanent=True)
+            return self._fail(row, f"no channel named {name!r} in this sender", permanent=True)
         try:
-            delivery = channel.send(AlertRecord.from_dict(json.loads(row["payload_json"])))
+            alert = AlertRecord.from_dict(json.loads(row["payload_json"]))
+        except (ValueError, TypeError) as e:           # retrying cannot repair a row: dead, with why
+            return self._fail(row, f"unreadable payload ({type(e).__name__}: {e})", permanent=True)
+        try:
+            delivery = channel.send(alert)
         except ChannelError as e:
-            return self._fail(row, str(e), paused, e.permanent, e.retry_after)
+            return self._fail(row, str(e), e.permanent, e.retry_after)
         except Exception as e:  # a bug or an unwrapped client error: retried and recorded, never lost.
             # Only its type is kept: a client library's message can carry a URL or header with a secret.
-            return self._fail(row, f"{type(e).__name__} raised by channel {name!r} (not a ChannelError)", paused)
+            return self._fail(row, f"{type(e).__name__} raised by channel {name!r} (not a ChannelError)")
         self.outbox.finish(row, status=DELIVERED, attempts=row["attempts"] + 1, external_id=delivery.external_id,
-                           delivered_at=self._now(), last_error=None)
+                           last_error=None)
         self.failures_[name] = 0
         return DeliveryStats(delivered=1)
 
-    def _fail(self, row: dict, error: str, paused: dict[str, str],
-              permanent: bool = False, retry_after: float | None = None) -> DeliveryStats:
+    def _fail(self, row: dict, error: str, permanent: bool = False,
+              retry_after: float | None = None) -> DeliveryStats:
         attempts = row["attempts"] + 1
         if permanent or attempts >= self.max_attempts:
             reason = error if permanent else f"gave up after {attempts} attempts: {error}"
             self.outbox.finish(row, status=DEAD, attempts=attempts, last_error=reason[:2000])
             return DeliveryStats(dead=1)
         delay = retry_after if retry_after is not None else self.backoff(attempts)
-        now = self._now()
-        retry_at = now + timedelta(seconds=delay)
-        self.outbox.finish(row, attempts=attempts, next_attempt_at=retry_at, last_error=error[:2000])
+        self.outbox.finish(row, retry_in=delay, attempts=attempts, last_error=error[:2000])
         name = row["channel"]
         self.failures_[name] += 1
         if self.failures_[name] < self.pause_after:
             return DeliveryStats(retried=1)
-        until = now + timedelta(seconds=self.backoff(self.failures_[name] - self.pause_after + 1))
-        paused[name] = row["lease_owner"]
-        return DeliveryStats(retried=1, deferred=self.outbox.pause_channel(name, until, row["lease_owner"]))
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), timezone.utc)
+        pause = self.backoff(self.failures_[name] - self.pause_after + 1)
+        return DeliveryStats(retried=1, deferred=self.outbox.pause_channel(name, pause, row["lease_owner"]))

@@ -30,10 +30,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from watchkeeper.performance import BINARY, MULTICLASS, REGRESSION
+from watchkeeper.performance import REGRESSION, TASKS
 
 ENTRY_POINT_GROUP = "watchkeeper.trainers"
-TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 
 class TrainerError(ValueError):

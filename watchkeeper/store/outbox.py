@@ -5,6 +5,12 @@ Rows are unique per fingerprint, channel and occurrence, so enqueueing the same 
 no-op; they are written in the monitoring store's database, in the verdict's transaction when the
 problem log passes one. A sender claims due rows with a lease, and finishes each (delivered,
 retried or dead) only while it still holds it.
+
+Every time stored or compared here (lease expiry, due times, channel pauses) is the database's
+clock, computed in SQL by the database (`now()` on PostgreSQL; on SQLite, the clock of the host
+whose processes share the file), never a sender's: a sender whose clock runs ahead cannot see
+another's lease as expired. When a row was queued (`created_at`) is this process's clock, like
+the problem log's times.
 """
 
 from __future__ import annotations
@@ -35,15 +41,40 @@ class Outbox:
     the same transaction as the verdict; senders claim and deliver the rows.
     """
 
-    def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: sa.Engine | str, clock: Callable[[], float] = time.time,
+                 database_clock: Callable[[], float] | None = None) -> None:
+        """clock: this process's clock (seconds since the epoch), for when a row was queued.
+        database_clock: stands in for the database's clock, which times leases, due times and
+        pauses; tests use it (with `clock`) to let time pass. Left out, the database's own."""
         self.engine = sa.create_engine(engine) if isinstance(engine, str) else engine
         if self.engine.dialect.name not in INSERT:
             raise ValueError(f"outbox: unsupported database {self.engine.dialect.name!r} (sqlite or postgresql)")
         self.clock = clock
+        self.database_clock = database_clock
         ensure_current(self.engine)
 
     def now(self) -> datetime:
+        """This process's current time, in UTC."""
         return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    def database_now(self) -> datetime:
+        """The database's current time, in UTC: what leases, due times and pauses are timed by."""
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(sa.select(self._at(0.0))).scalar_one())
+
+    def _at(self, seconds: float) -> sa.ColumnElement:
+        """The database's time `seconds` from now, as SQL that the database evaluates in the
+        statement itself (PostgreSQL: the transaction's start; SQLite: the host's clock)."""
+        if self.database_clock is not None:
+            at = datetime.fromtimestamp(self.database_clock() + seconds, timezone.utc)
+            return sa.literal(at, sa.DateTime(timezone=True))
+        if self.engine.dialect.name == "postgresql":
+            return sa.func.now() + timedelta(seconds=seconds)
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds", type_=sa.DateTime(timezone=True))
+
+    def _greatest(self, *values: sa.ColumnElement) -> sa.ColumnElement:
+        """The latest of `values` (SQLite's scalar max() of two or more arguments)."""
+        return (sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max)(*values)
 
     def enqueue(self, alert: AlertRecord, channels: Iterable[str], not_before: datetime | None = None,
                 tx: sa.Connection | None = None) -> int:
@@ -64,14 +95,15 @@ class Outbox:
             return {channel: _aware(at) for channel, at in conn.execute(query)}
 
     def rows(self, status: str | None = None) -> list[dict]:
-        """Outbox rows, oldest first (what the UI shows), payload decoded, times in UTC."""
+        """Outbox rows, oldest first (what the UI shows), payload decoded (None when it cannot be),
+        times in UTC."""
         query = sa.select(outbox).order_by(outbox.c.id)
         if status is not None:
             query = query.where(outbox.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [{**{k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()},
-                 "payload": json.loads(row["payload_json"])} for row in rows]
+                 "payload": _decoded(row["payload_json"])} for row in rows]
 
     def counts(self) -> dict[str, int]:
         query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
@@ -84,35 +116,56 @@ class Outbox:
         if channel is not None:
             query = query.where(outbox.c.channel == channel)
         with self.engine.begin() as conn:
-            return conn.execute(query.values(status=PENDING, attempts=0, next_attempt_at=self.now())).rowcount
+            return conn.execute(query.values(status=PENDING, attempts=0, next_attempt_at=self._at(0.0))).rowcount
 
-    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[dict]:
-        """Lease up to `limit` rows due at `now` (oldest first, paused channels skipped) to a new
-        owner, atomically: one UPDATE whose WHERE re-checks that each row is still free, so two
-        senders never hold the same row."""
-        c, owner = outbox.c, uuid.uuid4().hex
+    def claim(self, limit: int, lease: timedelta) -> list[dict]:
+        """Lease up to `limit` rows due now (oldest first, paused channels skipped) to a new owner
+        for `lease`, atomically: one UPDATE whose WHERE re-checks that each row is still free, so
+        two senders never hold the same row."""
+        c, owner, now = outbox.c, uuid.uuid4().hex, self._at(0.0)
         paused = sa.select(channel_pauses.c.channel).where(channel_pauses.c.until > now)
         due = sa.and_(c.status == PENDING, c.next_attempt_at <= now, c.channel.not_in(paused),
                       sa.or_(c.lease_expires_at.is_(None), c.lease_expires_at <= now))
         candidates = sa.select(c.id).where(due).order_by(c.next_attempt_at, c.id).limit(limit)
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(c.id.in_(candidates.scalar_subquery()), due)
-                         .values(lease_owner=owner, lease_expires_at=now + lease))
+                         .values(lease_owner=owner, lease_expires_at=self._at(lease.total_seconds())))
             claimed = conn.execute(sa.select(outbox).where(c.lease_owner == owner).order_by(c.id))
             return [dict(r) for r in claimed.mappings()]
 
-    def finish(self, row: dict, **values) -> bool:
-        """Update a claimed row and release its lease; False when the lease was lost meanwhile."""
+    def renew(self, owner: str, lease: timedelta) -> set[int]:
+        """Extend to `lease` from now the lease of every unsent row `owner` still holds; their ids.
+
+        A row missing from the answer was taken over by another sender after its lease ran out,
+        or released by a channel pause: its claimer must not send it. A row still held by its
+        claimer is held by nobody else, even if its first lease ran out meanwhile.
+        """
+        c = outbox.c
+        query = (outbox.update().where(c.lease_owner == owner, c.status == PENDING)
+                 .values(lease_expires_at=self._at(lease.total_seconds())).returning(c.id))
+        with self.engine.begin() as conn:
+            return set(conn.execute(query).scalars())
+
+    def finish(self, row: dict, retry_in: float | None = None, **values) -> bool:
+        """Update a claimed row and release its lease; False when the lease was lost meanwhile.
+
+        retry_in: seconds from now until the row's next attempt. A row finished as delivered is
+        stamped `delivered_at` now (both on the database's clock).
+        """
+        if retry_in is not None:
+            values["next_attempt_at"] = self._at(retry_in)
+        if values.get("status") == DELIVERED:
+            values["delivered_at"] = self._at(0.0)
         query = (outbox.update().where(outbox.c.id == row["id"], outbox.c.lease_owner == row["lease_owner"])
                  .values(lease_owner=None, lease_expires_at=None, **values))
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
-    def pause_channel(self, channel: str, until: datetime, owner: str) -> int:
-        """No sender claims `channel` before `until`; `owner`'s unsent rows of it are released.
-        Returns how many rows were released (no attempt is counted for them)."""
+    def pause_channel(self, channel: str, seconds: float, owner: str) -> int:
+        """No sender claims `channel` for `seconds` from now; `owner`'s unsent rows of it are
+        released. Returns how many rows were released (no attempt is counted for them)."""
+        until, c = self._at(seconds), outbox.c
         insert = INSERT[self.engine.dialect.name](channel_pauses).values(channel=channel, until=until)
-        c = outbox.c
         with self.engine.begin() as conn:
             conn.execute(insert.on_conflict_do_update(index_elements=["channel"], set_={"until": until}))
             return conn.execute(outbox.update().where(c.lease_owner == owner, c.channel == channel, c.status == PENDING)
@@ -122,9 +175,8 @@ class Outbox:
         """When the earliest pending row can next be claimed (its retry time, lease and channel
         pause all past), or None when nothing is pending."""
         c, p = outbox.c, channel_pauses.c
-        greatest = sa.func.greatest if self.engine.dialect.name == "postgresql" else sa.func.max   # SQLite's scalar max
-        ready = greatest(c.next_attempt_at, sa.func.coalesce(c.lease_expires_at, c.next_attempt_at),
-                         sa.func.coalesce(p.until, c.next_attempt_at))
+        ready = self._greatest(c.next_attempt_at, sa.func.coalesce(c.lease_expires_at, c.next_attempt_at),
+                               sa.func.coalesce(p.until, c.next_attempt_at))
         query = (sa.select(sa.func.min(ready)).select_from(outbox.outerjoin(channel_pauses, c.channel == p.channel))
                  .where(c.status == PENDING))
         with self.engine.connect() as conn:
@@ -132,10 +184,20 @@ class Outbox:
         return _aware(at) if at is not None else None
 
     def _insert(self, conn: sa.Connection, alert: AlertRecord, channel: str, not_before: datetime | None) -> int:
-        now = self.now()
+        """Queue one row, due now on the database's clock, or at `not_before` if that is later."""
+        due = self._at(0.0)
+        if not_before is not None:
+            due = self._greatest(due, sa.literal(not_before.astimezone(timezone.utc), sa.DateTime(timezone=True)))
         insert = INSERT[self.engine.dialect.name](outbox).on_conflict_do_nothing(
             index_elements=["fingerprint", "channel", "occurrence"])
         return conn.execute(insert.values(
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
-            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=now,
-            next_attempt_at=max(now, (not_before or now).astimezone(timezone.utc)))).rowcount
+            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
+            next_attempt_at=due)).rowcount
+
+
+def _decoded(payload: str) -> dict | None:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
