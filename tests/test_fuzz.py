@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -151,10 +151,7 @@ def test_the_drift_engine_on_any_numbers(data):
     check_engine(reference, current.reindex(columns=reference.columns, fill_value=0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="the window sketch is float32, so finite values beyond 3.4e38 are counted as "
-                                       "missing (issue 9: the statistics helper keeps float64 range); remove this "
-                                       "mark when that lands")
-@settings(FUZZ, max_examples=60, phases=[Phase.generate])   # expected to fail: no time spent shrinking
+@FUZZ
 @given(st.data())
 def test_the_drift_engine_keeps_the_float64_range(data):
     reference = data.draw(frames(1e30, (MIN_REFERENCE_ROWS, 300)))

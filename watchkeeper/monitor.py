@@ -26,6 +26,7 @@ from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.config import MonitoringConfig
 from watchkeeper.health import FAILED, Verdict
 from watchkeeper.inference_log import InferenceLog
+from watchkeeper.messages import one_line
 from watchkeeper.problems import ProblemLog
 from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
@@ -112,7 +113,7 @@ class WindowMonitor:
         self.store.clear_failure(outcome.model, outcome.window, name)
 
     def _record_failure(self, outcome: ModelWindow, stage: str, error: BaseException) -> None:
-        reason = one_line(error)
+        reason = failure_reason(error)
         outcome.failures[stage] = reason
         self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason)
 
@@ -139,11 +140,10 @@ def failed_verdict(standing: list[StoredFailure]) -> Verdict:
                             for f in standing])
 
 
-def one_line(error: BaseException) -> str:
+def failure_reason(error: BaseException) -> str:
     """The error as one line: our input errors say what is wrong; others also say what they are."""
-    text = " ".join(str(error).split()) or "(no message)"
     own = isinstance(error, ValueError) and type(error).__module__.startswith("watchkeeper")
-    return text[:500] if own else f"{type(error).__name__}: {text}"[:500]
+    return one_line(error, 500) if own else one_line(f"{type(error).__name__}: {error}", 500)
 
 
 def _empty(frame: pd.DataFrame | None) -> bool:

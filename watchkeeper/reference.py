@@ -63,6 +63,8 @@ class ModelReference:
     def from_stored(cls, stored: StoredProfile) -> ModelReference:
         """Decode and check a stored reference; ReferenceError names the first problem."""
         where = f"reference of {stored.model} v{stored.version}"
+        if stored.error:
+            raise ReferenceError(f"{where}: {stored.error}")
         try:
             profile = ReferenceProfile.from_dict(stored.profile)
             profile.require_rows()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -94,8 +94,7 @@ class MonitoringStore:
         """The newest profile of every model, i.e. the one of its current champion."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(profiles).order_by(profiles.c.created_at)).mappings().all()
-        return {r["model"]: StoredProfile(r["model"], r["version"], r["task"], json.loads(r["profile_json"]),
-                                          json.loads(r["reference_json"])) for r in rows}
+        return {r["model"]: _stored_profile(r) for r in rows}
 
     def put_window(self, model: str, window: str, version: str, n_rows: int, problems: list[str], path: str | None,
                    tx: sa.Connection | None = None) -> None:
@@ -234,6 +233,17 @@ class MonitoringStore:
     def outbox(self, clock: Callable[[], float] = time.time) -> Outbox:
         """The alert outbox on this store's database."""
         return Outbox(self.engine, clock=clock)
+
+
+def _stored_profile(row: Mapping[str, Any]) -> StoredProfile:
+    """One model's stored reference; a row that is not JSON is kept with the reason, so that model
+    fails alone (watchkeeper.reference refuses it) instead of every model's evaluation."""
+    try:
+        return StoredProfile(row["model"], row["version"], row["task"], json.loads(row["profile_json"]),
+                             json.loads(row["reference_json"]))
+    except (TypeError, ValueError) as error:
+        return StoredProfile(row["model"], row["version"], row["task"], {}, {},
+                             error=f"the stored reference is not JSON ({' '.join(str(error).split())[:200]})")
 
 
 def _use_wal(engine: sa.Engine) -> None:

@@ -23,6 +23,7 @@ class StoredProfile:
     task: str
     profile: dict[str, Any]
     reference: dict[str, Any]   # {"metrics": {name: MetricValue dict}, "classes": [...], "features": [...]}
+    error: str | None = None    # why the stored row could not be decoded (then profile and reference are empty)
 
 
 @dataclass(frozen=True)
