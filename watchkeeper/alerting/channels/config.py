@@ -39,13 +39,14 @@ def insecure_url_problem(url: str, allow_http_loopback: bool) -> str | None:
         return "is not a valid URL"
     if not parts.hostname or parts.scheme not in ("https", "http"):
         return "must be an https:// URL with a host"
-    if parts.scheme == "http" and not (allow_http_loopback and _loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_http_loopback and loopback_host(parts.hostname)):
         return ("must be https: plain http would send the credential in clear text "
                 "(allow_http_loopback: true permits http to a loopback host only)")
     return None
 
 
-def _loopback(host: str) -> bool:
+def loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
     if host == "localhost":
         return True
     try:
