@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,16 +44,33 @@ def ui_command(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     tls = server_tls(args, args.host)
     dagster_port = _free_loopback_port()
+    # its own process group, so that stopping it also stops the code server and run processes it started
     dagster = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(dagster_port),
-                                "-w", str(args.workspace)], env=_dagster_environment())
+                                "-w", str(args.workspace)], env=_dagster_environment(), start_new_session=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it still runs `finally`
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         return _serve(verifier, f"http://127.0.0.1:{dagster_port}", args.host, args.port, tls)
+    except (KeyboardInterrupt, SystemExit):
+        return 0
     finally:
-        dagster.terminate()
+        _stop_group(dagster)
+
+
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(0)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
         try:
-            dagster.wait(timeout=20)
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
         except subprocess.TimeoutExpired:
-            dagster.kill()
+            continue
 
 
 def _serve(verifier, upstream: str, host: str, port: int, tls) -> int:
