@@ -10,6 +10,7 @@ is for local stand-in servers in tests, and for a TLS-terminating proxy on the s
 from __future__ import annotations
 
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 
@@ -53,6 +54,17 @@ def loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def ca_bundle_setting(channel: str, ca_bundle: str | None) -> str | bool:
+    """What `requests` takes as `verify`: the CA file to trust for a server whose certificate a
+    private CA signed, else True (the system's trust store). Verification itself cannot be turned off."""
+    if ca_bundle is None:
+        return True
+    require_text(channel, ca_bundle=ca_bundle)
+    if not os.path.isfile(ca_bundle):
+        raise ValueError(f"{channel} channel: ca_bundle {ca_bundle!r} is not a file")
+    return ca_bundle
 
 
 def require_timeout(channel: str, timeout: float) -> None:
