@@ -176,3 +176,17 @@ def test_no_token_reaches_the_front_or_dagster_logs(front):
     assert "serving the Dagster UI on https://" in output
     leaked = [t[:12] for t in front.tokens if t in output or t.split(".")[2] in output]
     assert leaked == []
+
+
+def test_without_an_issuer_or_on_a_public_address_without_tls_the_front_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHKEEPER_OIDC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([*WATCHKEEPER, "ui"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "WATCHKEEPER_OIDC_ISSUER" in done.stderr
+    env.update({"WATCHKEEPER_OIDC_ISSUER": "https://idp.example", "WATCHKEEPER_OIDC_AUDIENCE": "watchkeeper"})
+    done = subprocess.run([*WATCHKEEPER, "ui", "--host", "0.0.0.0"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "without TLS" in done.stderr
+    env["WATCHKEEPER_OIDC_JWKS_URL"] = "http://idp.example/jwks.json"
+    done = subprocess.run([*WATCHKEEPER, "ui"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "must be https" in done.stderr
