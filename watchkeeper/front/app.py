@@ -98,10 +98,12 @@ class Front:
             raise Refused(405, "POST a bearer token to start a session, DELETE to end it")
         return response
 
-    async def _forward(self, request: Request, body: bytes | None) -> Response:
+    async def _forward(self, request: Request, body) -> Response:
         headers = _forwarded_headers(request.headers.items(), request.cookies)
+        if body is None and request.method not in READ_METHODS:
+            body = request.stream()   # streamed through, e.g. an admin's report_asset_materialization
         upstream = self.client.build_request(request.method, request.url.path, params=request.url.query or None,
-                                             headers=headers, content=body if body is not None else request.stream())
+                                             headers=headers, content=body)
         try:
             answer = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as error:
