@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
+    from cli.privacy import add_privacy_parsers
     add_exporter_parser(commands)
+    add_privacy_parsers(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "exporter":
             from cli.exporter import exporter_command
             return exporter_command(args)
+        if args.command in ("erase", "retention"):
+            from cli.privacy import erase_command, retention_command
+            return erase_command(args) if args.command == "erase" else retention_command(args)
         if args.command == "stream":
             from cli.stream import stream_command
             return stream_command(args)
