@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from watchkeeper.inference_log import INFERENCE, LABELS, WINDOWS, SUFFIX
-
 log = logging.getLogger("watchkeeper.privacy")
 
 
@@ -36,6 +34,7 @@ class RetentionResult:
 def apply_retention(root: str | Path, store, policy: RetentionPolicy, today: date) -> RetentionResult:
     """Delete everything past its retention on `today`: row files named for an older day (labels by
     their arrival day), results of older windows, finished alerts created before the cutoff."""
+    from watchkeeper.inference_log import INFERENCE, LABELS, SUFFIX, WINDOWS   # pandas: not for `config` readers
     from watchkeeper.store.erasure import delete_alerts_before, delete_results_before
 
     result = RetentionResult()
