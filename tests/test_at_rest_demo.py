@@ -45,7 +45,7 @@ def _readable_rows(path: Path) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     except Exception:
         pass
-    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+    if path.suffix.lower() in (".csv", ".tsv"):
         try:
             return pcsv.read_csv(path).num_rows
         except Exception:
