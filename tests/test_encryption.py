@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from test_monitor import DAY, fleet, monitor, statuses   # noqa: F401  (fleet: the evaluation loop's three-model fixture)
 from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.inference_log import InferenceInputError, InferenceLog
 from watchkeeper.security.envelope import EncryptionError, open_envelope, seal
@@ -182,3 +183,18 @@ def test_drift_reads_plain_files_and_sealed_ones_only_with_the_key(kms, tmp_path
     done = _cli("drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"))
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "cur.parquet" in done.stderr and "no key is configured" in done.stderr
+
+
+
+def test_a_window_sealed_under_a_lost_key_fails_its_model_only(fleet, tmp_path, monkeypatch):
+    from watchkeeper.security.sealed_files import write_parquet
+
+    store, log, root = fleet
+    lost = FileKms.create(tmp_path / "lost")
+    path = root / "inference" / "victim" / f"{DAY}.parquet"
+    write_parquet(pd.read_parquet(path), path, kms=lost)         # sealed under a key this deployment does not hold
+    monkeypatch.setenv(KMS_DIR_ENV, str(FileKms.create(tmp_path / "ours").folder))
+    outcomes = monitor(store, log).evaluate(DAY)
+    assert statuses(outcomes) == {"moved": "drifted", "steady": "ok", "victim": "failed"}
+    reason = next(o for o in outcomes if o.model == "victim").failures["window"]
+    assert "\n" not in reason and f"no key '{lost.current_key_id()}'" in reason
