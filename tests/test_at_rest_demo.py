@@ -78,9 +78,11 @@ def planted(demo, tmp_path_factory):
 
     home = demo_copy(demo[0], tmp_path_factory.mktemp("planted") / "demo")
     day = "2026-11-15"
+    spans = _recorded_spans()
     with pytest.MonkeyPatch.context() as env:
         for name, value in demo_environment(home).items():
             env.setenv(name, value)
+        env.setenv("WATCHKEEPER_LOG_LEVEL", "INFO")             # every evaluation step's log line
         from definitions import defs
 
         log = InferenceLog(home)
@@ -103,11 +105,27 @@ def planted(demo, tmp_path_factory):
             logging.getLogger().removeHandler(handler)
         kept = log.read_window("diabetes_regressor", day)
         planted_in = log.read_predictions("diabetes_regressor", day)
-    return home, asked, driver.failed_runs, records, kept, planted_in
+    return home, asked, driver.failed_runs, records, kept, planted_in, spans.get_finished_spans()
+
+
+def _recorded_spans():
+    """An in-memory exporter on this process's tracer provider: the evaluation's traces."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
 
 
 def test_a_planted_sensitive_value_reaches_nothing(planted, capfd):
-    home, asked, failed, records, kept, planted_in = planted
+    home, asked, failed, records, kept, planted_in, spans = planted
     assert any(r.partition_key == "2026-11-15" for r in asked) and failed == []
     assert planted_in.loc[0, "age"] == PLANTED_AGE and planted_in.loc[1, "sex"] == PLANTED_SEX   # it was served
     assert PLANTED_AGE not in set(kept["age"]) and PLANTED_SEX not in set(kept["sex"])
@@ -120,7 +138,9 @@ def test_a_planted_sensitive_value_reaches_nothing(planted, capfd):
     store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
     rendered = json.dumps([r.payload for r in store.outbox().rows()] + [q.result for q in store.quality()]
                           + [d.report for d in store.drift(window="2026-11-15")])
-    logged = "\n".join(str(r.__dict__) for r in records) + "".join(capfd.readouterr())
+    assert any(s.attributes.get("watchkeeper.model") == "diabetes_regressor" for s in spans)
+    logged = ("\n".join(str(r.__dict__) for r in records) + "".join(capfd.readouterr())
+              + "\n".join(f"{s.name} {dict(s.attributes)} {[e.attributes for e in s.events]}" for s in spans))
     for name, needle in needles.items():
         if needle.isascii() and needle.decode().replace(".", "").isdigit():
             assert needle.decode() not in rendered and needle.decode() not in logged, name

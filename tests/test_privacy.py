@@ -191,3 +191,17 @@ def test_erase_command_works_on_a_folder_and_refuses_a_subject_without_its_colum
     done = run("erase", "--model", "churn", *common)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tables"]["health"] == 1 and not (root / "inference" / "churn").exists()
+
+
+def test_retention_command_applies_the_configured_days(tmp_path, kms):
+    root = tmp_path / "drop"
+    _drop_folder(root, ["2026-01-05", "2026-03-20"])
+    MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    (tmp_path / "monitoring.yaml").write_text("retention: {rows_days: 30}\n")
+    done = subprocess.run([sys.executable, "-m", "cli.main", "retention", "--store-url",
+                           f"sqlite:///{tmp_path / 'monitoring.db'}", "--data-dir", str(root),
+                           "--monitoring", str(tmp_path / "monitoring.yaml"), "--today", "2026-04-01"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["files"]) == 6
+    assert sorted({p.stem for p in root.rglob("*.parquet")}) == ["2026-03-20"]
