@@ -136,7 +136,7 @@ def test_a_planted_sensitive_value_reaches_nothing(planted, capfd):
     from watchkeeper.store import MonitoringStore
 
     store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
-    rendered = json.dumps([r.payload for r in store.outbox().rows()] + [q.result for q in store.quality()]
+    rendered = json.dumps([r["payload"] for r in store.outbox().rows()] + [q.result for q in store.quality()]
                           + [d.report for d in store.drift(window="2026-11-15")])
     assert any(s.attributes.get("watchkeeper.model") == "diabetes_regressor" for s in spans)
     logged = ("\n".join(str(r.__dict__) for r in records) + "".join(capfd.readouterr())
