@@ -17,14 +17,15 @@ from watchkeeper.demo import load_dataset
 
 PLANTED_AGE = 0.0123456789012345       # mid-range for the scaled `age`: only rounding hides it
 PLANTED_SEX = 0.0777070707070707       # a third value of the two-valued `sex`: a group of one
+PLANTED_EXTREME = 0.987654321098765    # far above any `age`: one person's figure, and a quality example
 
 
 def _needles(values: list[float], texts: list[str]) -> dict[str, bytes]:
-    """How each value would look on disk in clear: its text (repr, and 10 digits), its float64 bytes."""
+    """How each value would look on disk in clear: its text (repr, 10 and 6 digits), its float64 bytes."""
     needles = {text: text.encode() for text in texts}
     for v in values:
-        needles[repr(v)] = repr(v).encode()
-        needles[f"{v:.10g}"] = f"{v:.10g}".encode()
+        for shown in (repr(v), f"{v:.10g}", f"{v:.6g}"):
+            needles[shown] = shown.encode()
         needles[f"{v} <d"], needles[f"{v} >d"] = struct.pack("<d", v), struct.pack(">d", v)
     return needles
 
@@ -89,6 +90,7 @@ def planted(demo, tmp_path_factory):
         frames = replayed_day(log, day)
         frames["diabetes_regressor"].loc[0, "age"] = PLANTED_AGE
         frames["diabetes_regressor"].loc[1, "sex"] = PLANTED_SEX
+        frames["diabetes_regressor"].loc[2, "age"] = PLANTED_EXTREME
         records = []
         handler = logging.Handler()
         handler.emit = records.append
@@ -129,7 +131,8 @@ def test_a_planted_sensitive_value_reaches_nothing(planted, capfd):
     assert any(r.partition_key == "2026-11-15" for r in asked) and failed == []
     assert planted_in.loc[0, "age"] == PLANTED_AGE and planted_in.loc[1, "sex"] == PLANTED_SEX   # it was served
     assert PLANTED_AGE not in set(kept["age"]) and PLANTED_SEX not in set(kept["sex"])
-    needles = _needles([PLANTED_AGE, PLANTED_SEX], [])
+    assert kept["age"].max() < 0.2
+    needles = _needles([PLANTED_AGE, PLANTED_SEX, PLANTED_EXTREME], [])
     # the store (results, outbox, problems), the Dagster instance (event log, runs, compute logs), MLflow, windows;
     # the drop folder's own file is the served data itself (and encrypted)
     assert _found(home, needles, skip=("inference/diabetes_regressor/2026-11-15.parquet",)) == []

@@ -10,8 +10,11 @@ Why whole-object envelopes, and not Parquet modular encryption, for Parquet file
 format covers files and store rows (outbox payloads, detector state, references), so there is
 one key scheme, one rotation and one error; the footer (column names, statistics, row counts)
 is hidden along with the rows; and the objects are small (a daily window is KBs to a few MB),
-so decrypting a whole file to read some of its columns costs well under a millisecond per MB
-with AES-NI, far below decoding the Parquet itself (measured in docs/benchmarks.md).
+so decrypting a whole file before pyarrow reads the columns it needs is within noise of the
+plain read. The price is paid on large files read a few columns at a time: decryption is
+proportional to the whole file, not to the columns read (measured in docs/benchmarks.md). Such
+deployments should seal their large windows with Parquet modular encryption behind the same
+KMS interface.
 
 Reading an envelope without the key, with a key the KMS lacks, or after the bytes were altered
 raises :class:`EncryptionError` with one line that says which and how to fix it.
