@@ -205,3 +205,19 @@ def test_retention_command_applies_the_configured_days(tmp_path, kms):
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["files"]) == 6
     assert sorted({p.stem for p in root.rglob("*.parquet")}) == ["2026-03-20"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["erase", "--model", "churn", "--dir", "/no/such/folder"], "--dir"),
+    (["retention", "--today", "2026-13-01"], "--today: expected a day as YYYY-MM-DD"),
+    (["erase", "--model", "churn"], "say where the data is: --dir DEMO_DIR, or --store-url and --data-dir"),
+    (["erase", "--model", " "], "--model"),
+])
+def test_bad_privacy_arguments_are_one_line(argv, message, capsys, monkeypatch):
+    from cli.main import main
+
+    for name in ("WATCHKEEPER_STORE_URL", "WATCHKEEPER_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith(f"watchkeeper {argv[0]}: error: ") and message in err
