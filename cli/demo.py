@@ -23,6 +23,7 @@ def demo_environment(home: Path) -> dict[str, str]:
     """The environment variables the code location reads, pointing into `home`."""
     return {
         "WATCHKEEPER_SIGNING_KEY": demo_secret(home, "signing.key"),
+        "WATCHKEEPER_KMS_DIR": demo_kms(home),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "WATCHKEEPER_MLFLOW_URI": f"sqlite:///{home / 'mlflow.db'}",
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
@@ -67,6 +68,16 @@ def demo_endpoint_secrets(home: Path) -> None:
     for name, data in (("ca.crt", authority.certificate), ("tls.crt", server.certificate), ("tls.key", server.key)):
         (folder / name).touch(mode=0o600)
         (folder / name).write_bytes(data)
+
+
+def demo_kms(home: Path) -> str:
+    """The demo's key-encryption keys (a file KMS under `home/secrets/kms`, made once): with it,
+    inference files, windows, reference data and sealed store columns are encrypted at rest."""
+    from watchkeeper.security.kms import FileKms
+
+    folder = home / "secrets" / "kms"
+    FileKms.create(folder)
+    return str(folder)
 
 
 def demo_command(args: argparse.Namespace) -> int:

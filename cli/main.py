@@ -50,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
+    from cli.privacy import add_privacy_parsers
     from cli.ui import add_ui_parser
     add_exporter_parser(commands)
     add_ui_parser(commands)
+    add_privacy_parsers(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ui":
             from cli.ui import ui_command
             return ui_command(args)
+        if args.command in ("erase", "retention"):
+            from cli.privacy import erase_command, retention_command
+            return erase_command(args) if args.command == "erase" else retention_command(args)
         if args.command == "stream":
             from cli.stream import stream_command
             return stream_command(args)

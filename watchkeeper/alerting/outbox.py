@@ -23,7 +23,6 @@ may post a second card (watchkeeper/alerting/channels/teams.py).
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -32,7 +31,9 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from watchkeeper.alerting.record import AlertRecord, Channel, ChannelError, Delivery
+from watchkeeper.security.envelope import EncryptionError
 from watchkeeper.store.outbox import DEAD, DELIVERED, PENDING, Outbox
+from watchkeeper.store.sealed import loaded_json
 
 __all__ = ["DEAD", "DELIVERED", "PENDING", "DeliveryStats", "Outbox", "OutboxChannel", "Sender"]
 
@@ -166,7 +167,9 @@ class Sender:
         if channel is None:
             return self._fail(row, f"no channel named {name!r} in this sender", permanent=True)
         try:
-            alert = AlertRecord.from_dict(json.loads(row["payload_json"]))
+            alert = AlertRecord.from_dict(loaded_json("payload_json", row["payload_json"]))
+        except EncryptionError as e:                   # a key to configure, not a broken row: retried
+            return self._fail(row, str(e))
         except (ValueError, TypeError) as e:           # retrying cannot repair a row: dead, with why
             return self._fail(row, f"unreadable payload ({type(e).__name__}: {e})", permanent=True)
         try:

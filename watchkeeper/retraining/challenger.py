@@ -26,6 +26,7 @@ from watchkeeper.performance import REGRESSION, MetricValue, compute_metrics
 from watchkeeper.registry import REFERENCE_TARGET, TRAIN_ARTIFACT, VALIDATION_ARTIFACT, Champion, Registry
 from watchkeeper.retraining.trainers import fit_checked, load_trainer, trusted_types
 from watchkeeper.retraining.training_set import features_of
+from watchkeeper.security.sealed_files import write_parquet
 
 CHALLENGER = "challenger"
 TRAINED_FROM_TAG = "watchkeeper.trained_from"
@@ -126,7 +127,7 @@ def log_reference(model_name: str, train: pd.DataFrame, validation: pd.DataFrame
         for artifact, frame, context in ((TRAIN_ARTIFACT, train, "training"),
                                          (VALIDATION_ARTIFACT, validation, "validation")):
             path = Path(tmp) / Path(artifact).name
-            frame.to_parquet(path, index=False)
+            write_parquet(frame, path)   # training rows: encrypted in the artifact store too
             mlflow.log_artifact(str(path), artifact_path=str(Path(artifact).parent))
             dataset = mlflow.data.from_pandas(frame, source=mlflow.get_artifact_uri(artifact),
                                               targets=REFERENCE_TARGET, name=f"{model_name}-{path.stem}")

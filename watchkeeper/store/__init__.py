@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from watchkeeper.security.envelope import EncryptionError
 from watchkeeper.store.migrate import ensure_current
 from watchkeeper.store.outbox import Outbox
 from watchkeeper.store.problem_rows import ProblemRows
@@ -35,6 +36,7 @@ from watchkeeper.store.records import (
     StoredWindow,
     decoded,
 )
+from watchkeeper.store.sealed import loaded_json, stored_json
 from watchkeeper.store.schema import (
     drift_reports,
     failures,
@@ -86,8 +88,8 @@ class MonitoringStore:
                 conn.execute(table.insert(), rows)
 
     def put_profile(self, model: str, version: str, task: str, profile: dict, reference: dict) -> None:
-        row = {"task": task, "created_at": _now(), "profile_json": json.dumps(profile),
-               "reference_json": json.dumps(reference)}
+        row = {"task": task, "created_at": _now(), "profile_json": stored_json("profile_json", profile),
+               "reference_json": stored_json("reference_json", reference)}
         self._replace(profiles, {"model": model, "version": version}, [row])
 
     def latest_profiles(self) -> dict[str, StoredProfile]:
@@ -133,7 +135,7 @@ class MonitoringStore:
 
     def put_stream(self, model: str, day: str, stream: str, version: str, n_values: int, state: dict,
                    alarms: list[dict], tx: sa.Connection | None = None) -> None:
-        row = {"version": version, "n_values": n_values, "state_json": json.dumps(state), "alarms_json": json.dumps(alarms)}
+        row = {"version": version, "n_values": n_values, "state_json": stored_json("state_json", state), "alarms_json": json.dumps(alarms)}
         self._replace(streams, {"model": model, "day": day, "stream": stream}, [row], tx)
 
     def put_failure(self, model: str, window: str, stage: str, version: str | None, reason: str,
@@ -154,7 +156,7 @@ class MonitoringStore:
                  .order_by(streams.c.day.desc()).limit(1))
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
-        return json.loads(found) if found else None
+        return loaded_json("state_json", found) if found else None
 
     def stream_alarms(self, model: str, stream: str, day: str) -> list[dict]:
         """The alarms a model's stream detector raised on one day (without loading its state)."""
@@ -239,8 +241,10 @@ def _stored_profile(row: Mapping[str, Any]) -> StoredProfile:
     """One model's stored reference; a row that is not JSON is kept with the reason, so that model
     fails alone (watchkeeper.reference refuses it) instead of every model's evaluation."""
     try:
-        return StoredProfile(row["model"], row["version"], row["task"], json.loads(row["profile_json"]),
-                             json.loads(row["reference_json"]))
+        return StoredProfile(row["model"], row["version"], row["task"], loaded_json("profile_json", row["profile_json"]),
+                             loaded_json("reference_json", row["reference_json"]))
+    except EncryptionError as error:
+        return StoredProfile(row["model"], row["version"], row["task"], {}, {}, error=str(error))
     except (TypeError, ValueError) as error:
         return StoredProfile(row["model"], row["version"], row["task"], {}, {},
                              error=f"the stored reference is not JSON ({' '.join(str(error).split())[:200]})")

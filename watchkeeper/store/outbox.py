@@ -15,7 +15,6 @@ the problem log's times.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.store.migrate import ensure_current
 from watchkeeper.store.records import aware as _aware
 from watchkeeper.store.schema import channel_pauses, outbox
+from watchkeeper.store.sealed import loaded_json, stored_json
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -192,12 +192,12 @@ class Outbox:
             index_elements=["fingerprint", "channel", "occurrence"])
         return conn.execute(insert.values(
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
-            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
+            payload_json=stored_json("payload_json", alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
             next_attempt_at=due)).rowcount
 
 
 def _decoded(payload: str) -> dict | None:
     try:
-        return json.loads(payload)
+        return loaded_json("payload_json", payload)
     except ValueError:
         return None

@@ -7,11 +7,12 @@ every reader. JSON columns arrive decoded (`reasons_json` is `reasons`), times i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from watchkeeper.store.sealed import loaded_json
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def decoded(row: Mapping[str, Any]) -> dict[str, Any]:
     fields = {}
     for name, value in row.items():
         if name.endswith("_json"):
-            fields[name.removesuffix("_json")] = json.loads(value)
+            fields[name.removesuffix("_json")] = loaded_json(name, value)
         else:
             fields[name] = aware(value) if isinstance(value, datetime) else value
     return fields
