@@ -28,6 +28,7 @@ from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
+from watchkeeper.security import residency
 
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
 MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
@@ -242,6 +243,7 @@ class InferenceLog:
         return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet"))
 
     def write_window(self, model: str, day: str, frame: pd.DataFrame) -> Path:
+        residency.check(residency.ROWS, "window storage", self.root / WINDOWS)
         path = self.root / WINDOWS / model / f"{day}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(path, index=False)
