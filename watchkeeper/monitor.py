@@ -35,6 +35,7 @@ from watchkeeper.problems import ProblemLog
 from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
 from watchkeeper.security.audit import ALERT_QUEUED, EVALUATED, VERDICT, Actor
+from watchkeeper.security.residency import ResidencyError, audit_refusal
 from watchkeeper.stages import STAGES, Stage, StageContext, WindowMetrics, judge
 from watchkeeper.store import MonitoringStore, StoredFailure, StoredProfile
 from watchkeeper.telemetry import evaluation_span
@@ -130,7 +131,10 @@ class WindowMonitor:
     def _record_failure(self, outcome: ModelWindow, stage: str, error: BaseException) -> None:
         reason = failure_reason(error)
         outcome.failures[stage] = reason
-        self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason)
+        with self.store.transaction() as tx:
+            self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason, tx=tx)
+            if isinstance(error, ResidencyError):   # refused before a byte left: audited with the failure
+                audit_refusal(self.store, error, self.actor, outcome.window, tx=tx)
 
     def _decide(self, outcome: ModelWindow, context: StageContext | None) -> None:
         """The verdict, its problems and their notifications, in one transaction."""
@@ -171,7 +175,7 @@ def failed_verdict(standing: list[StoredFailure]) -> Verdict:
 
 def failure_reason(error: BaseException) -> str:
     """The error as one line: our input errors say what is wrong; others also say what they are."""
-    own = isinstance(error, ValueError) and type(error).__module__.startswith("watchkeeper")
+    own = isinstance(error, (ValueError, ResidencyError)) and type(error).__module__.startswith("watchkeeper")
     return one_line(error, 500) if own else one_line(f"{type(error).__name__}: {error}", 500)
 
 

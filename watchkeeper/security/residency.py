@@ -37,6 +37,8 @@ from watchkeeper.yaml_file import YamlFileError, load_yaml
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from watchkeeper.alerting.policy import Policy
+
     from watchkeeper.store import MonitoringStore
 
 ROWS, AGGREGATES, ALERTS = "rows", "aggregates", "alerts"
@@ -172,6 +174,22 @@ def check(data_class: str, what: str, destination: str | Path | None) -> None:
     policy = active_policy()
     if policy is not None:
         policy.check(data_class, what, destination)
+
+
+def configured_destinations(alerting: Policy, store: str | None = None, data_dir: str | None = None,
+                            mlflow_uri: str | None = None, mlflow_artifacts: str | None = None,
+                            ) -> list[tuple[str, str, str | None]]:
+    """(data class, what, destination) of every place a configuration writes or sends to; the
+    ones not configured are left out, and a channel whose address is not known (a webhook URL
+    not in the environment) is listed with None, which the policy refuses."""
+    found = [(c, what, d) for c, what, d in ((AGGREGATES, "the monitoring store", store),
+                                             (ROWS, "window storage", data_dir),
+                                             (AGGREGATES, "MLflow tracking", mlflow_uri),
+                                             (ROWS, "MLflow artifacts", mlflow_artifacts)) if d]
+    for name, channel in alerting.build_channels().items():
+        if not getattr(channel, "local", False):
+            found.append((ALERTS, f"channel {name}", getattr(channel, "destination", None)))
+    return found
 
 
 def audit_refusal(store: MonitoringStore, error: ResidencyError, actor: Actor | None = None,

@@ -62,6 +62,8 @@ class JiraChannel:
     allow_http_loopback : accept an http:// server on a loopback host (local stand-ins); https otherwise.
     """
 
+    opens_tickets = True   # its deliveries are audited as tickets
+
     def __init__(self, server: str, project: str, issue_type: str = "Bug", user: str | None = None,
                  token_env: str = "JIRA_API_TOKEN", name: str = "jira", timeout: float = 5.0,
                  priority_names: Mapping[int, str] = JIRA_PRIORITY_NAMES, allow_http_loopback: bool = False) -> None:
@@ -80,6 +82,11 @@ class JiraChannel:
         self.name = name
         self.timeout = timeout
         self.priority_names = dict(priority_names)
+
+    @property
+    def destination(self) -> str | None:
+        """The Jira server: where every request goes (residency checks it before a send)."""
+        return self.server
 
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Jira")

@@ -66,6 +66,11 @@ class SlackChannel:
         self.timeout = timeout
         self.lookback_days = lookback_days
 
+    @property
+    def destination(self) -> str | None:
+        """Slack's API root: where every request goes (residency checks it before a send)."""
+        return self.base_url
+
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Slack")
         client = WebClient(token=token, base_url=self.base_url, timeout=self.timeout, retry_handlers=[])
