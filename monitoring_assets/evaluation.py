@@ -15,6 +15,8 @@ materialization shows the per-model versions (watchkeeper.lineage), as the verdi
 the store do.
 """
 
+import os
+
 import dagster as dg
 
 from monitoring_assets import concept, drift, health, performance, windows
@@ -24,7 +26,8 @@ from resources import AlertingResource, InferenceLogResource, MonitoringConfigRe
 from watchkeeper.alerting.builder import alert_links
 from watchkeeper.lineage import code_version, combined
 from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, ModelWindow, WindowMonitor
-from watchkeeper.security.audit import Actor
+from watchkeeper.security.audit import Actor, record_configuration
+from watchkeeper.security.residency import POLICY_ENV
 from watchkeeper.tables import markdown_table
 
 PRESENTERS = {windows.SPEC.key: (WINDOW, windows.metadata), drift.SPEC.key: (DRIFT, drift.metadata),
@@ -51,8 +54,10 @@ def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLog
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
     links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
                                                model, version)
-    monitor = WindowMonitor(monitoring_store.store(), drop_folder.log(), monitoring_config.load(),
-                            alerting.policy(), links, Actor(f"dagster:{context.job_name}", context.run_id))
+    store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
+    record_configuration(store, {"monitoring": monitoring_config.path, "alerting": alerting.policy_path,
+                                 "residency": os.environ.get(POLICY_ENV)}, actor)
+    monitor = WindowMonitor(store, drop_folder.log(), monitoring_config.load(), alerting.policy(), links, actor)
     outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected])
     for outcome in outcomes:
         for stage, reason in outcome.failures.items():

@@ -173,3 +173,21 @@ def test_details_are_canonical_json(trail):
     with trail.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT details_json FROM audit_log WHERE seq = 1")).scalar()
     assert json.loads(stored) == entry.details
+
+
+def test_a_configuration_is_recorded_once_per_change(tmp_path):
+    from watchkeeper.security.audit import CONFIG_CHANGED, Actor, record_configuration
+
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    thresholds = tmp_path / "monitoring.yaml"
+    thresholds.write_text("defaults: {}\n")
+    files = {"monitoring": thresholds, "alerting": ROOT / "deploy" / "alerting.demo.yaml", "residency": None}
+    first = record_configuration(store, files, Actor("dagster:evaluate_window", "run-1"))
+    assert record_configuration(store, files) is None                  # unchanged: nothing recorded
+    thresholds.write_text("defaults: {health: {min_labelled: 50}}\n")
+    changed = record_configuration(store, files, Actor("dagster:evaluate_window", "run-2"))
+    entries = list(store.audit_entries(CONFIG_CHANGED))
+    assert [e.run_id for e in entries] == ["run-1", "run-2"]
+    assert first.details["digest"] != changed.details["digest"]
+    assert first.details["files"]["alerting"] == changed.details["files"]["alerting"]
+    assert "min_labelled" not in json.dumps(changed.details)            # digests, never contents

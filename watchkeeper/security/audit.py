@@ -30,6 +30,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ TICKET = "ticket.delivered"
 RETRAINED = "model.retrained"
 GATE = "model.gate"
 PROMOTED = "model.promoted"
-APPROVED = "model.approved"
+APPROVAL_REQUESTED = "model.approval_requested"
+CHAMPION_PROFILED = "model.champion_profiled"   # a new champion (promoted or approved in MLflow) is monitored
 CONFIG_CHANGED = "config.changed"
 RESIDENCY_REFUSED = "residency.refused"
 LOGIN = "auth.login"
@@ -154,6 +156,28 @@ def config_digest(*texts: bytes) -> str:
     for text in texts:
         h.update(hashlib.sha256(text).digest())
     return h.hexdigest()[:16]
+
+
+def record_configuration(store: MonitoringStore, files: Mapping[str, str | os.PathLike | None],
+                         actor: Actor | None = None) -> AuditEntry | None:
+    """Audit the configuration in force when its digest changed since the last record: `files` names
+    each configuration file (monitoring thresholds, alert policy, residency policy; None or a missing
+    file counts as empty). Only digests are recorded, never contents. Returns the entry, or None."""
+    texts = {name: _read(path) for name, path in files.items()}
+    details = {"digest": config_digest(*texts.values()),
+               "files": {name: {"path": str(path) if path else None, "digest": config_digest(texts[name])}
+                         for name, path in files.items()}}
+    actor = actor or Actor()
+    return store.audit_if_changed(CONFIG_CHANGED, "configuration", details, actor=actor.name, run_id=actor.run_id)
+
+
+def _read(path: str | os.PathLike | None) -> bytes:
+    if not path:
+        return b""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
 
 
 # ------------------------------------------------------------ for the authentication front

@@ -278,6 +278,14 @@ class MonitoringStore:
         with self.writing(tx) as conn:
             return AuditRows(self.engine).append(conn, entry)
 
+    def audit_if_changed(self, action: str, subject: str, details: Mapping[str, Any], key: str = "digest",
+                         actor: str | None = None, run_id: str | None = None) -> AuditEntry | None:
+        """Append an entry only when `details[key]` differs from the newest entry of the same action
+        and subject (e.g. a configuration digest); returns it, or None when nothing changed."""
+        entry = AuditEntry(0, now(), actor or default_actor(), action, subject, run_id, None, dict(details))
+        with self.engine.begin() as conn:
+            return AuditRows(self.engine).append_if_changed(conn, entry, key)
+
     def audit_entries(self, action: str | None = None) -> Iterator[AuditEntry]:
         """The audit trail (entries of one action), oldest first."""
         return AuditRows(self.engine).entries(action)

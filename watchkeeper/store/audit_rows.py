@@ -40,6 +40,21 @@ class AuditRows:
             prev_hash=sealed.prev_hash, hash=sealed.hash))
         return sealed
 
+    def latest(self, conn: sa.Connection, action: str, subject: str) -> AuditEntry | None:
+        """The newest entry of `action` on `subject` (read after `_lock` to decide on an append)."""
+        row = conn.execute(sa.select(audit_log).where(audit_log.c.action == action, audit_log.c.subject == subject)
+                           .order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
+        return _entry(row) if row is not None else None
+
+    def append_if_changed(self, conn: sa.Connection, entry: AuditEntry, key: str) -> AuditEntry | None:
+        """Append `entry` unless the newest entry of its action and subject has the same `details[key]`
+        (checked under the append lock, so two workers starting together record a change once)."""
+        self._lock(conn)
+        last = self.latest(conn, entry.action, entry.subject)
+        if last is not None and last.details.get(key) == entry.details.get(key):
+            return None
+        return self.append(conn, entry)
+
     def _lock(self, conn: sa.Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
