@@ -3,8 +3,9 @@ demo-sized models (bench/bench_window.py), with auditing and without, alternated
 
 "With" is the code as it is: every verdict keeps a version with its lineage (the window's rows
 hashed), and the verdict, each queued alert and the configuration digest are appended to the
-hash-chained audit trail under its lock. "Without" patches exactly that out in this process:
-no audit entries, no row hashing, no configuration digest, verdicts replaced instead of versioned.
+hash-chained audit trail under its lock. "Without" patches the audit out in this process:
+no audit entries (so no append lock), no row hashing, no configuration digest. Both keep the
+verdict versions (one more row per verdict, in the same transaction).
 
     .venv/bin/python bench/bench_audit.py [--models 100] [--rounds 3] [--demo-dir PATH]
 """
@@ -12,7 +13,6 @@ no audit entries, no row hashing, no configuration digest, verdicts replaced ins
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,18 +27,11 @@ from bench_window import build_demo, fleet, timed_run  # noqa: E402
 
 @contextmanager
 def without_audit():
-    """The evaluation as it was before the audit trail (the patches touch only this process)."""
+    """The evaluation without its audit entries and row hashing (patches in this process only)."""
     from watchkeeper.store import MonitoringStore
-    from watchkeeper.store.schema import health
-
-    def replace_verdict(self, model, window, version, status, reasons, tx=None, lineage=None, run_id=None):
-        row = {"version": version, "status": status, "reasons_json": json.dumps(reasons)}
-        self._replace(health, {"model": model, "window": window}, [row], tx)
-        return 1
 
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(MonitoringStore, "audit", lambda self, *a, **k: None))
-        stack.enter_context(mock.patch.object(MonitoringStore, "put_health", replace_verdict))
         stack.enter_context(mock.patch("watchkeeper.monitor.frame_version", lambda frame: "empty"))
         stack.enter_context(mock.patch("monitoring_assets.evaluation.record_configuration", lambda *a, **k: None))
         yield

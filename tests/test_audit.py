@@ -191,3 +191,17 @@ def test_a_configuration_is_recorded_once_per_change(tmp_path):
     assert first.details["digest"] != changed.details["digest"]
     assert first.details["files"]["alerting"] == changed.details["files"]["alerting"]
     assert "min_labelled" not in json.dumps(changed.details)            # digests, never contents
+
+
+@pytest.mark.slow
+def test_the_demo_leaves_an_intact_trail_of_every_verdict(demo, capsys):
+    from watchkeeper.security.audit import CONFIG_CHANGED, VERDICT
+
+    home, _ = demo
+    assert main(["audit", "verify", "--dir", str(home)]) == 0
+    assert "audit trail intact" in capsys.readouterr().out
+    store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
+    decided = {(e.subject, e.partition) for e in store.audit_entries(VERDICT)}
+    assert decided == {(v.model, v.window) for v in store.verdicts()}
+    assert all(e.run_id and e.actor.startswith("dagster:") for e in store.audit_entries(VERDICT))
+    assert len(list(store.audit_entries(CONFIG_CHANGED))) == 1     # the configuration did not change
