@@ -104,9 +104,12 @@ import sys
 from watchkeeper.store import MonitoringStore
 store = MonitoringStore(sys.argv[1])
 for i in range(int(sys.argv[3])):
-    with store.transaction() as tx:
-        store.put_health("m", f"w{sys.argv[2]}{i}", "1", "ok", [], tx=tx)
-        store.audit("verdict.recorded", "m", actor=sys.argv[2], details={"i": i}, tx=tx)
+    if i % 2:   # in a transaction that wrote before it
+        with store.transaction() as tx:
+            store.put_health("m", f"w{sys.argv[2]}{i}", "1", "ok", [], tx=tx)
+            store.audit("verdict.recorded", "m", actor=sys.argv[2], details={"i": i}, tx=tx)
+    else:       # on its own
+        store.audit("config.changed", "c", actor=sys.argv[2], details={"i": i})
 """
 
 
