@@ -172,4 +172,5 @@ audit_log = sa.Table(
     sa.Column("details_json", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_action", "action", "subject", "seq"),   # the newest entry of an action, at once
 )

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(64)), sa.Column("partition", sa.String(100)),
         sa.Column("details_json", sa.Text, nullable=False), sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False))
+    op.create_index("ix_audit_log_action", "audit_log", ["action", "subject", "seq"])
     versions = op.create_table(
         "verdict_versions",
         sa.Column("model", sa.String(200), primary_key=True), sa.Column("window", sa.String(10), primary_key=True),
