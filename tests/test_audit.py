@@ -208,3 +208,18 @@ def test_the_demo_leaves_an_intact_trail_of_every_verdict(demo, capsys):
     assert decided == {(v.model, v.window) for v in store.verdicts()}
     assert all(e.run_id and e.actor.startswith("dagster:") for e in store.audit_entries(VERDICT))
     assert len(list(store.audit_entries(CONFIG_CHANGED))) == 1     # the configuration did not change
+
+
+def test_logins_and_role_changes_from_the_authenticating_front_are_chained(tmp_path):
+    from watchkeeper.security.audit import LOGIN, LOGIN_FAILED, ROLE_CHANGED, record_login, record_role_change
+
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    record_login(store, "alice@acme.ae", ok=True, details={"issuer": "https://idp.acme.ae", "roles": ["viewer"]})
+    record_login(store, "mallory", ok=False, details={"reason": "bad signature"})
+    record_role_change(store, "alice@acme.ae", ["operator", "viewer"], actor="admin@acme.ae", previous=["viewer"])
+    entries = list(store.audit_entries())
+    assert [(e.action, e.subject, e.actor) for e in entries] == [
+        (LOGIN, "alice@acme.ae", "alice@acme.ae"), (LOGIN_FAILED, "mallory", "mallory"),
+        (ROLE_CHANGED, "alice@acme.ae", "admin@acme.ae")]
+    assert entries[2].details == {"roles": ["operator", "viewer"], "previous": ["viewer"]}
+    assert store.verify_audit() == (3, None, entries[-1].hash)
