@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
 
+    from cli.audit import add_audit_parser
     from cli.config import add_config_parser
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
+    add_audit_parser(commands)
 
     try:
         args, extra = parser.parse_known_args(argv)
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from cli.config import config_command
             return config_command(args)
+        if args.command == "audit":
+            from cli.audit import audit_command
+            return audit_command(args)
         if args.command == "db":
             from cli.db import db_command
             return db_command(args)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _prog(args) -> str:
     """The command as typed: `watchkeeper drift`, `watchkeeper config validate`."""
-    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, "config_command", None)])])
+    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, f"{args.command}_command", None)])])
 
 
 def _fail(args, message: str) -> int:

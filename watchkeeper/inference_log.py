@@ -32,6 +32,7 @@ from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.security.sealed_files import write_parquet
+from watchkeeper.security import residency
 
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
 MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
@@ -246,6 +247,7 @@ class InferenceLog:
         return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet"))
 
     def write_window(self, model: str, day: str, frame: pd.DataFrame) -> Path:
+        residency.check(residency.ROWS, "window storage", self.root / WINDOWS)
         return write_parquet(frame, self.root / WINDOWS / model / f"{day}.parquet")
 
     def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:

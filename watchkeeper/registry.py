@@ -23,6 +23,7 @@ from watchkeeper.performance import BINARY, TASKS
 from watchkeeper.privacy.sensitive import SENSITIVE_TAG, tagged_columns
 
 from watchkeeper.reference import TARGET
+from watchkeeper.security import residency
 
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
@@ -48,6 +49,7 @@ class Monitored:
 
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
+        residency.check(residency.AGGREGATES, "MLflow tracking", tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 

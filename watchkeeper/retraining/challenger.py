@@ -27,6 +27,7 @@ from watchkeeper.registry import REFERENCE_TARGET, TRAIN_ARTIFACT, VALIDATION_AR
 from watchkeeper.retraining.trainers import fit_checked, load_trainer, trusted_types
 from watchkeeper.retraining.training_set import features_of
 from watchkeeper.security.sealed_files import write_parquet
+from watchkeeper.security import residency
 
 CHALLENGER = "challenger"
 TRAINED_FROM_TAG = "watchkeeper.trained_from"
@@ -98,6 +99,7 @@ def register_challenger(registry: Registry, champion: Champion, estimator: Any, 
     experiment_id = registry.client.get_run(champion.run_id).info.experiment_id
     mlflow.set_tracking_uri(registry.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{champion.name}-{action}") as run:
+        residency.check(residency.ROWS, "MLflow artifacts", run.info.artifact_uri)   # before any row is logged
         mlflow.log_params({**params, "action": action, "task": champion.task, "trained_from": champion.version,
                            "estimator": type(estimator).__name__, "n_train": len(train),
                            "n_validation": len(evaluation)})

@@ -91,6 +91,21 @@ class StoredVerdict:
 
 
 @dataclass(frozen=True)
+class StoredVerdictVersion:
+    """One verdict a window was given; a re-run adds the next revision, none is overwritten."""
+
+    model: str
+    window: str
+    revision: int
+    version: str
+    status: str
+    reasons: list[dict[str, Any]]
+    lineage: dict[str, Any]     # watchkeeper.lineage.Lineage.to_dict(): data, profile, model, code versions
+    run_id: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredStream:
     """A concept-drift detector's day: its state after the day and the alarms it raised."""
 

@@ -63,6 +63,8 @@ class JiraChannel:
     ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
 
+    opens_tickets = True   # its deliveries are audited as tickets
+
     def __init__(self, server: str, project: str, issue_type: str = "Bug", user: str | None = None,
                  token_env: str = "JIRA_API_TOKEN", name: str = "jira", timeout: float = 5.0,
                  priority_names: Mapping[int, str] = JIRA_PRIORITY_NAMES, allow_http_loopback: bool = False,
@@ -83,6 +85,11 @@ class JiraChannel:
         self.name = name
         self.timeout = timeout
         self.priority_names = dict(priority_names)
+
+    @property
+    def destination(self) -> str | None:
+        """The Jira server: where every request goes (residency checks it before a send)."""
+        return self.server
 
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Jira")

@@ -56,6 +56,8 @@ class ServiceNowChannel:
     ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
 
+    opens_tickets = True   # its deliveries are audited as tickets
+
     def __init__(self, instance_url: str, user_env: str = "SERVICENOW_USER",
                  password_env: str = "SERVICENOW_PASSWORD", name: str = "servicenow", timeout: float = 5.0,
                  assignment_group: str | None = None, category: str | None = None,
@@ -72,6 +74,11 @@ class ServiceNowChannel:
         self.timeout = timeout
         self.optional_fields = {key: value for key, value in (("assignment_group", assignment_group),
                                                              ("category", category), ("caller_id", caller_id)) if value}
+
+    @property
+    def destination(self) -> str | None:
+        """The ServiceNow instance: where every request goes (residency checks it before a send)."""
+        return self.instance_url
 
     def send(self, alert: AlertRecord) -> Delivery:
         credentials = (read_secret(self.user_env, "ServiceNow"), read_secret(self.password_env, "ServiceNow"))

@@ -70,6 +70,11 @@ class SlackChannel:
         ca_bundle_setting("Slack", ca_bundle)   # checked like the other channels'; slack_sdk takes an SSLContext
         self.ca_bundle = ca_bundle
 
+    @property
+    def destination(self) -> str | None:
+        """Slack's API root: where every request goes (residency checks it before a send)."""
+        return self.base_url
+
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Slack")
         tls = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None

@@ -29,6 +29,7 @@ are shown verbatim, after content.one_line has made it one visible line. Mention
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import requests
@@ -71,6 +72,11 @@ class TeamsChannel:
         self.timeout = timeout
         self.retry_ambiguous = retry_ambiguous
         _hide_signatures_from_urllib3_logs()
+
+    @property
+    def destination(self) -> str | None:
+        """The webhook URL from the environment (residency checks its host before a send; None when unset)."""
+        return os.environ.get(self.url_env) or None
 
     def send(self, alert: AlertRecord) -> Delivery:
         url = read_secret(self.url_env, "Teams")
