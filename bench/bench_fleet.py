@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -84,11 +85,26 @@ def production(args, workdir: Path, data: Path) -> dict:
         seconds = time.perf_counter() - started
         with profile.instance() as instance:
             shard_seconds, by_process = run_facts(instance, runs)
+            errors = failure_messages(instance, [run for run, status in statuses.items() if status != "SUCCESS"])
         failed = failed_models(profile.store_url, names)
     return {"executor": "celery", "shards": shards, "seconds": seconds, "failed_models": failed,
             "failed_runs": sum(s != "SUCCESS" for s in statuses.values()),
             "engine_seconds": max(by_process.values(), default=0.0), "engine_cpu_seconds": sum(shard_seconds),
-            "worker_processes": len(by_process)}
+            "worker_processes": len(by_process), "errors": errors}
+
+
+def failure_messages(instance, runs: list[str]) -> list[str]:
+    """What made failed runs fail (the first line of each failure event), for the report."""
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.ENGINE_EVENT}
+    lines = []
+    for run in runs:
+        for record in instance.get_records_for_run(run, of_type=kinds).records:
+            entry = record.event_log_entry
+            if entry.dagster_event.event_type != dg.DagsterEventType.ENGINE_EVENT or "rror" in (entry.message or ""):
+                lines.append(f"{run[:8]}: {(entry.message or '').splitlines()[0][:300]}")
+    return lines
 
 
 def embedded(args, workdir: Path, data: Path) -> dict:
@@ -126,12 +142,19 @@ def main() -> None:
     parser.add_argument("--fleet-dir", type=Path, help="where the fleet's files are kept and reused "
                                                        "(default: a folder per size under the temp dir)")
     parser.add_argument("--format", choices=["json", "text"], default="json")
+    parser.add_argument("--keep", action="store_true", help="keep the processes' logs (the folder is printed)")
     args = parser.parse_args()
     data = args.fleet_dir or Path(tempfile.gettempdir()) / f"watchkeeper-fleet-{args.models}"
     data.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
-        facts = (production if args.profile == "production" else embedded)(args, Path(tmp), data)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    try:
+        facts = (production if args.profile == "production" else embedded)(args, tmp, data)
+    finally:
+        if args.keep:
+            print(f"processes' logs and instance: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     workers = args.workers if args.profile == "production" else 1
     report = {"models": args.models, "workers": workers, **facts,
               "per_model_seconds": facts["seconds"] / args.models,
