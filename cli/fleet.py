@@ -81,7 +81,7 @@ def submit_shards(client, job: str, days: list[str], shards: int) -> list[str]:
                     job, repository_location_name=LOCATION, run_config=shard_run_config(shard),
                     tags={"dagster/partition": day, **shard_tags(day, shard)}))
             except DagsterGraphQLClientError as error:
-                raise CommandError(f"the webserver refused {job} for {day} shard {shard.label()}: {error}") from error
+                raise CommandError(f"could not queue {job} for {day} shard {shard.label()} at the webserver: {error}") from error
     return runs
 
 

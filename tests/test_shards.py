@@ -93,3 +93,14 @@ def test_the_executor_is_chosen_by_the_environment():
         executor_from_environment({"WATCHKEEPER_EXECUTOR": "celery"})
     with pytest.raises(ValueError, match="WATCHKEEPER_EXECUTOR"):
         executor_from_environment({"WATCHKEEPER_EXECUTOR": "dask"})
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--from", "2026-11-05", "--to", "2026-11-01", "--shards", "2"], "--to 2026-11-01 is before --from"),
+    (["--from", "2026-11-05", "--shards", "0"], "--shards"),
+    (["--from", "yesterday", "--shards", "2"], "expected a day"),
+])
+def test_fleet_submit_refuses_bad_input_in_one_line(arguments, message):
+    done = subprocess.run([sys.executable, "-m", "cli.main", "fleet", "submit", *arguments], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
