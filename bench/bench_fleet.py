@@ -12,7 +12,8 @@ SQLite instance and store (W is ignored: one process).
 Prints one JSON object: models, workers, shards, executor, seconds (wall, from queueing the
 runs to the last one's end; starting the services is not counted), engine_seconds (the engine's
 part on the busiest worker: the sum of the shard evaluations it ran), engine_cpu_seconds (all
-shards), per_model_seconds (seconds / models), failed_models (no verdict, or a failed one),
+shards), worker_cpu_seconds (CPU the workers used during the window: what the load of other
+users does not inflate), per_model_seconds (seconds / models), failed_models (no verdict, or a failed one),
 worker_processes (distinct step processes), load_average (uptime's, before and after).
 """
 
@@ -79,10 +80,11 @@ def production(args, workdir: Path, data: Path) -> dict:
     with production_profile(workdir, data, args.workers, args.broker, shards=shards) as profile:
         names = build_fleet(data, args.models, profile.store_url)
         client = graphql_client(f"http://127.0.0.1:{profile.webserver_port}")
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), profile.worker_cpu_seconds()
         runs = submit_shards(client, "evaluate_window", [DAY], shards)
         statuses = wait_for(client, runs, poll_seconds=0.5)
         seconds = time.perf_counter() - started
+        worker_cpu = profile.worker_cpu_seconds() - cpu_before
         with profile.instance() as instance:
             shard_seconds, by_process = run_facts(instance, runs)
             errors = failure_messages(instance, [run for run, status in statuses.items() if status != "SUCCESS"])
@@ -90,7 +92,7 @@ def production(args, workdir: Path, data: Path) -> dict:
     return {"executor": "celery", "shards": shards, "seconds": seconds, "failed_models": failed,
             "failed_runs": sum(s != "SUCCESS" for s in statuses.values()),
             "engine_seconds": max(by_process.values(), default=0.0), "engine_cpu_seconds": sum(shard_seconds),
-            "worker_processes": len(by_process), "errors": errors}
+            "worker_processes": len(by_process), "worker_cpu_seconds": round(worker_cpu, 2), "errors": errors}
 
 
 def failure_messages(instance, runs: list[str]) -> list[str]:

@@ -68,6 +68,11 @@ class Profile:
     workers: list[subprocess.Popen] = field(default_factory=list)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by the worker processes and their pool children:
+        unlike wall time, this does not grow with the load other users put on the machine."""
+        return sum(_cpu_seconds(pid) for pid in _descendants([w.pid for w in self.workers]))
+
     @contextmanager
     def instance(self):
         """The profile's Dagster instance, opened here (its storage URL comes from the environment)."""
@@ -83,6 +88,36 @@ class Profile:
                 os.environ.pop("DAGSTER_POSTGRES_URL")
             else:
                 os.environ["DAGSTER_POSTGRES_URL"] = saved
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _descendants(roots: list[int]) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(roots), list(roots)
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in found]
+        found.update(children)
+        frontier = children
+    return sorted(found)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = _stat(pid)
+    except OSError:
+        return 0.0
+    # utime + stime, and cutime + cstime of children it has reaped (a step run in a subprocess)
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
