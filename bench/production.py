@@ -207,3 +207,17 @@ def production_profile(workdir: Path, data_dir: Path, workers: int, broker: str,
             _stop(process)
         for name in names:
             drop_database(name)
+        _clear_celery_keys(broker)
+
+
+def _clear_celery_keys(broker: str) -> None:
+    """Task results and queue bindings Celery left in a Redis broker (nothing else is touched)."""
+    if not broker.startswith("redis://"):
+        return
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    for pattern in ("celery-task-meta-*", "_kombu.binding*", "dagster", "unacked*"):
+        keys = list(client.scan_iter(match=pattern, count=500))
+        if keys:
+            client.delete(*keys)
