@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from cli.config import add_config_parser
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
+    from cli.fleet import add_fleet_parser
     from cli.gate import add_gate_parser
     from cli.privacy import add_privacy_parsers
     from cli.ui import add_ui_parser
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_parser(commands)
     add_db_parser(commands)
     add_audit_parser(commands)
+    add_fleet_parser(commands)
 
     try:
         args, extra = parser.parse_known_args(argv)
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             from cli.db import db_command
             return db_command(args)
+        if args.command == "fleet":
+            from cli.fleet import fleet_command
+            return fleet_command(args)
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)

@@ -5,7 +5,9 @@ assets in the UI (their lineage is the audit trail) but one step: the engine's W
 reads each model's window once, decodes each reference once, keeps a failure local to its
 model, and commits each verdict with its problems and alerts in one transaction. The step runs
 whichever of the five a job selects (a label refresh recomputes only performance and health);
-each asset's metadata is drawn from the same per-model outcomes by its module. A step killed
+each asset's metadata is drawn from the same per-model outcomes by its module. A run may take one
+shard of the fleet (run config, monitoring_assets/sharding.py); its metadata says which, and how
+long the engine took. A step killed
 mid-way is retried (RetryPolicy): what committed is replaced, nothing counted twice.
 
 Lineage carries real versions: each asset's code version is a digest of the engine's source,
@@ -16,12 +18,14 @@ the store do.
 """
 
 import os
+import time
 
 import dagster as dg
 
 from monitoring_assets import concept, drift, health, performance, windows
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.quality import DATA_QUALITY, quality_result
+from monitoring_assets.sharding import ShardConfig
 from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.alerting.builder import alert_links
 from watchkeeper.lineage import code_version, combined
@@ -47,7 +51,7 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
     retry_policy=RETRY,
     description="Evaluates one day's window of every monitored model (watchkeeper.monitor).",
 )
-def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
+def evaluate_models(context: dg.AssetExecutionContext, config: ShardConfig, drop_folder: InferenceLogResource,
                     monitoring_store: MonitoringStoreResource, monitoring_config: MonitoringConfigResource,
                     alerting: AlertingResource):
     day = context.partition_key
@@ -58,13 +62,16 @@ def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLog
     record_configuration(store, {"monitoring": monitoring_config.path, "alerting": alerting.policy_path,
                                  "residency": os.environ.get(POLICY_ENV)}, actor)
     monitor = WindowMonitor(store, drop_folder.log(), monitoring_config.load(), alerting.policy(), links, actor)
-    outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected])
+    shard, started = config.to_shard(), time.perf_counter()
+    outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected], shard=shard)
+    run_facts = {"shard": shard.label(), "engine_seconds": round(time.perf_counter() - started, 3)}
     for outcome in outcomes:
         for stage, reason in outcome.failures.items():
             context.log.error(f"{outcome.model} {day}: {stage} failed: {reason}")
     lineage = lineage_metadata(outcomes)
     for key in selected:
-        yield dg.MaterializeResult(asset_key=key, metadata={**PRESENTERS[key][1](day, outcomes), **lineage},
+        yield dg.MaterializeResult(asset_key=key, metadata={**PRESENTERS[key][1](day, outcomes), **lineage,
+                                                            **run_facts},
                                    data_version=data_version(key, outcomes))
     for key in context.selected_asset_check_keys:
         yield CHECKS[key](outcomes)

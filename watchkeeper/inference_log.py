@@ -285,7 +285,8 @@ def _timestamp_problems(timestamps: pd.Series, day: str) -> list[str]:
     unreadable = int((parsed.isna() & ~absent).sum())
     if unreadable:
         problems.append(f"{unreadable} rows with a timestamp that is not a time")
-    outside = int((parsed.notna() & (parsed.dt.strftime("%Y-%m-%d") != day)).sum())
+    start = pd.Timestamp(day, tz="UTC")   # compared as instants: formatting 5,000 dates cost more than the rest
+    outside = int((parsed.notna() & ((parsed < start) | (parsed >= start + pd.Timedelta(days=1)))).sum())
     if outside:
         problems.append(f"{outside} rows with a timestamp outside {day}")
     return problems

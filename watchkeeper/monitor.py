@@ -36,6 +36,7 @@ from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
 from watchkeeper.security.audit import ALERT_QUEUED, EVALUATED, VERDICT, Actor
 from watchkeeper.security.residency import ResidencyError, audit_refusal
+from watchkeeper.shards import Shard
 from watchkeeper.stages import STAGES, Stage, StageContext, WindowMetrics, judge
 from watchkeeper.store import MonitoringStore, StoredFailure, StoredProfile
 from watchkeeper.telemetry import evaluation_span
@@ -82,14 +83,17 @@ class WindowMonitor:
         self.actor = actor or Actor()
         self.problem_log = ProblemLog(store)
 
-    def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None) -> list[ModelWindow]:
-        """Run `stages` (in their fixed order) for `models` (default: every model) on `day`."""
+    def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None,
+                 shard: Shard = Shard()) -> list[ModelWindow]:
+        """Run `stages` (in their fixed order) for `models` (default: every model) of `shard`
+        (default: the whole fleet) on `day`."""
         wanted = [s for s in ORDER if s in set(stages)]
         unknown = set(stages) - set(ORDER)
         if unknown:
             raise ValueError(f"unknown stages: {', '.join(sorted(unknown))} (known: {', '.join(ORDER)})")
         references = self.store.latest_profiles()
         names = sorted(references) if models is None else [m for m in models if m in references]
+        names = names if shard.whole else [m for m in names if shard.holds(m)]
         return [self._model(references[name], day, wanted) for name in names]
 
     def _model(self, stored: StoredProfile, day: str, stages: list[str]) -> ModelWindow:

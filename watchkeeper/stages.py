@@ -27,7 +27,8 @@ from watchkeeper.multivariate import load_detector
 from watchkeeper.performance import MetricValue, compute_metrics, segment_metrics
 from watchkeeper.privacy.sensitive import SensitiveColumns
 from watchkeeper.quality import FAILED as QUALITY_FAILED
-from watchkeeper.quality import QualityResult, QualitySuite
+from watchkeeper.precheck import validate_window
+from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore, StoredMetric
 from watchkeeper.telemetry import EvaluationStep
@@ -88,7 +89,8 @@ class Stage:
 
 
 def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationStep) -> None:
-    """Read the logged predictions, note what is wrong with them, keep them, and check their quality.
+    """Read the logged predictions, note what is wrong with them, keep them, and check their quality
+    (the vectorised pre-check, and Great Expectations on what it cannot clear: watchkeeper.precheck).
 
     The rows are kept whatever is found (nothing is dropped); a window that fails data quality
     severely is kept out of drift (the `drift` stage reads the verdict).
@@ -110,7 +112,7 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
     path = context.log.write_window(model, day, frame)
     store.put_window(model, day, version, len(frame), outcome.problems, str(path))
     context.keep_frame(frame)
-    outcome.quality = QualitySuite(hidden=sensitive.columns).fit(reference.profile).validate(frame)
+    outcome.quality = validate_window(reference.profile, frame, f"{model}@{day}", hidden=sensitive.columns)
     store.put_quality(model, day, version, outcome.quality.status, outcome.quality.to_dict())
 
 
@@ -224,9 +226,17 @@ def _advance(context: StageContext, stream: str, values: pd.DataFrame | None) ->
     state = StreamState.from_dict(saved) if saved else None
     new_state, alarms = resume(state, values["value"].to_numpy(), AUTO)
     first = state.n_seen if state else 0
-    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), values["timestamp"].astype(str).tolist())
+    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first))
     store.put_stream(reference.model, day, stream, reference.version, len(values), new_state.to_dict(), mapped)
     return len(mapped)
+
+
+def _alarm_times(timestamps: pd.Series, alarms: list[int], first: int) -> list[str | None]:
+    """The window's timestamps as text where an alarm needs one (formatting every row's date
+    was a tenth of a window's evaluation), None elsewhere."""
+    rows = [a - first for a in alarms if 0 <= a - first < len(timestamps)]
+    shown = dict(zip(rows, timestamps.iloc[rows].astype(str)))
+    return [shown.get(i) for i in range(len(timestamps))]
 
 
 # ---------------------------------------------------------------- the verdict
