@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from watchkeeper.flavors import ScoringModel, load_model
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.performance import BINARY, TASKS
@@ -98,6 +99,7 @@ class Registry:
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
         return frames[0], frames[1]
 
-    def load_model(self, champion: Champion):
+    def load_model(self, champion: Champion) -> ScoringModel:
+        """The version as monitoring scores it, whatever its flavour (watchkeeper.flavors)."""
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
+        return load_model(f"models:/{champion.name}/{champion.version}")

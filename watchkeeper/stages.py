@@ -156,7 +156,8 @@ def performance_stage(context: StageContext, outcome: ModelWindow, step: Evaluat
 
 
 def _proba(reference: ModelReference, frame: pd.DataFrame) -> np.ndarray | None:
-    return frame[reference.proba_columns()].to_numpy(dtype=np.float64) if reference.classes else None
+    columns = reference.proba_columns()
+    return frame[columns].to_numpy(dtype=np.float64) if columns else None
 
 
 def _segment_rows(reference: ModelReference, column: str, joined: pd.DataFrame) -> list[dict]:
