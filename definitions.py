@@ -9,7 +9,10 @@ from pathlib import Path
 import dagster as dg
 
 from monitoring_assets import ASSETS, JOBS
-from resources import AlertingResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import (
+    AlertingResource, FeastResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource,
+    MonitoringStoreResource,
+)
 from sensors import SENSORS
 
 OWNERS = ["team:ml-platform"]   # who answers for the monitoring graph; shown on every asset
@@ -30,5 +33,6 @@ defs = dg.Definitions(
         "drop_folder": InferenceLogResource(root=dg.EnvVar("WATCHKEEPER_DATA_DIR")),
         "alerting": AlertingResource(policy_path=dg.EnvVar("WATCHKEEPER_ALERT_POLICY")),
         "monitoring_config": MonitoringConfigResource(path=str(Path(__file__).parent / "deploy" / "monitoring.yaml")),
+        "feature_store": FeastResource(),   # WATCHKEEPER_FEAST_REPO, when models take features from Feast
     },
 ).map_asset_specs(func=_policy)

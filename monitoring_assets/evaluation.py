@@ -14,7 +14,9 @@ import dagster as dg
 from monitoring_assets import concept, drift, health, performance, windows
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.quality import DATA_QUALITY, quality_result
-from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import (
+    AlertingResource, FeastResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource,
+)
 from watchkeeper.alerting.builder import alert_links
 from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, WindowMonitor
 
@@ -36,13 +38,13 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 )
 def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLogResource,
                     monitoring_store: MonitoringStoreResource, monitoring_config: MonitoringConfigResource,
-                    alerting: AlertingResource):
+                    alerting: AlertingResource, feature_store: FeastResource):
     day = context.partition_key
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
     links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
                                                model, version)
     monitor = WindowMonitor(monitoring_store.store(), drop_folder.log(), monitoring_config.load(),
-                            alerting.policy(), links)
+                            alerting.policy(), links, feature_store.features())
     outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected])
     for outcome in outcomes:
         for stage, reason in outcome.failures.items():

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from monitoring_assets.partitions import model_partitions
-from resources import MlflowRegistryResource, MonitoringStoreResource
+from resources import FeastResource, MlflowRegistryResource, MonitoringStoreResource
 from watchkeeper.reference import ModelReference, build_reference
 from watchkeeper.tables import markdown_table
 from watchkeeper.telemetry import evaluation_span
@@ -13,13 +13,14 @@ from watchkeeper.telemetry import evaluation_span
     partitions_def=model_partitions,
     group_name="monitoring",
     kinds={"mlflow", "sql"},
-    description="Per model: a small, mergeable profile of the champion's training data, the champion's "
+    description="Per model: a small, mergeable profile of the champion's training data (for a model fed by Feast, "
+                "the point-in-time training set of its feature service), the champion's "
                 "performance on its validation data (the bar windows are held to), permutation importance "
                 "of each feature, and a CBPE estimator calibrated on the validation data.",
 )
 def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: MlflowRegistryResource,
-                      monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
-    registry = mlflow_registry.registry()
+                      monitoring_store: MonitoringStoreResource, feature_store: FeastResource) -> dg.MaterializeResult:
+    registry = mlflow_registry.registry(feature_store.features())
     model = context.partition_key
     champion = registry.champions().get(model)
     if champion is None:
@@ -28,11 +29,14 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
         train, validation = registry.reference_frames(champion)
         step.set(rows=len(train), validation_rows=len(validation))
         reference = build_reference(model, champion.version, champion.task, train, validation,
-                                    registry.load_model(champion))
+                                    registry.load_model(champion), champion.feature_service)
         monitoring_store.store().put_profile(model, champion.version, champion.task, *reference.to_stored())
     return dg.MaterializeResult(metadata={
         "model_version": champion.version,
         "task": champion.task,
+        "flavor": reference.flavor or "",
+        "feature_service": champion.feature_service or "",
+        "not_measured": "; ".join(reference.limits()) or "nothing: every metric applies",
         "reference_rows": len(train),
         "features": dg.MetadataValue.md(_feature_table(reference)),
         "reference_performance": dg.MetadataValue.md(

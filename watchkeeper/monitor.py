@@ -24,6 +24,7 @@ import pandas as pd
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.config import MonitoringConfig
+from watchkeeper.feature_store import FeastFeatures
 from watchkeeper.health import FAILED, Verdict
 from watchkeeper.inference_log import InferenceLog
 from watchkeeper.messages import one_line
@@ -68,8 +69,10 @@ class WindowMonitor:
     """Evaluates windows for every model with a reference in the store."""
 
     def __init__(self, store: MonitoringStore, log: InferenceLog, config: MonitoringConfig,
-                 policy: Policy | None = None, links: Links = lambda model, version: {}) -> None:
+                 policy: Policy | None = None, links: Links = lambda model, version: {},
+                 features: FeastFeatures | None = None) -> None:
         self.store, self.log, self.config, self.policy, self.links = store, log, config, policy, links
+        self.features = features   # Feast: where windows of entity rows get their features
         self.problem_log = ProblemLog(store)
 
     def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None) -> list[ModelWindow]:
@@ -93,7 +96,8 @@ class WindowMonitor:
             return outcome
         self.store.clear_failure(stored.model, day, REFERENCE)
         outcome.reference = reference
-        context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model))
+        context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model),
+                               self.features)
         for name in stages:
             if name == HEALTH:
                 self._decide(outcome, context)

@@ -46,6 +46,7 @@ class ModelReference:
     joint_detector: str | None = None            # multivariate.dump_detector(); None below two features
     probabilities: bool = True                   # False: the model only predicts labels (see watchkeeper.flavors)
     flavor: str | None = None                    # the MLflow flavour it was loaded with
+    feature_service: str | None = None           # Feast: windows of entity rows get their features from it
 
     @property
     def primary_metric(self) -> str:
@@ -71,7 +72,8 @@ class ModelReference:
         return self.profile.to_dict(), {
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()}, "classes": self.classes,
             "features": self.features, "importance": self.importance, "cbpe": self.cbpe,
-            "pca_detector": self.joint_detector, "probabilities": self.probabilities, "flavor": self.flavor}
+            "pca_detector": self.joint_detector, "probabilities": self.probabilities, "flavor": self.flavor,
+            "feature_service": self.feature_service}
 
     @classmethod
     def from_stored(cls, stored: StoredProfile) -> ModelReference:
@@ -89,7 +91,7 @@ class ModelReference:
                 list(data["classes"]) if data.get("classes") is not None else None,
                 {str(k): float(v) for k, v in (data.get("importance") or {}).items()},
                 data.get("cbpe"), data.get("pca_detector"), bool(data.get("probabilities", True)),
-                data.get("flavor"))
+                data.get("flavor"), data.get("feature_service"))
         except (KeyError, TypeError, ValueError) as error:
             raise ReferenceError(f"{where}: {type(error).__name__}: {error}".splitlines()[0]) from None
         problem = reference._problem()
@@ -113,7 +115,7 @@ class ModelReference:
 
 
 def build_reference(model: str, version: str, task: str, train: pd.DataFrame, validation: pd.DataFrame,
-                    estimator: Any) -> ModelReference:
+                    estimator: Any, feature_service: str | None = None) -> ModelReference:
     """Profile the training rows and measure the model on the validation rows.
 
     `estimator` is anything with scikit-learn's names (a `watchkeeper.flavors.ScoringModel`
@@ -135,7 +137,7 @@ def build_reference(model: str, version: str, task: str, train: pd.DataFrame, va
     cbpe = CBPE().fit(proba, y.to_numpy(), classes).to_dict() if proba is not None else None
     return ModelReference(model, version, task, features, profile, {m.name: m for m in metrics}, classes,
                           importance, cbpe, joint_detector(train[features]), proba is not None or task == REGRESSION,
-                          scoring.flavor)
+                          scoring.flavor, feature_service)
 
 
 def _classes(scoring: Any, y: pd.Series, predicted: Any) -> list:

@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from watchkeeper.feature_store import FEATURE_SERVICE_TAG, FeastFeatures, FeatureStoreError, needs_features
 from watchkeeper.flavors import ScoringModel, load_model
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
@@ -36,6 +37,7 @@ class Champion:
     version: str
     run_id: str
     task: str
+    feature_service: str | None = None   # the Feast feature service its features come from (feature_store.py)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,11 @@ class Monitored:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str) -> None:
+    """`features` is the Feast repository that reference frames of entity rows are completed from."""
+
+    def __init__(self, tracking_uri: str, features: FeastFeatures | None = None) -> None:
         self.tracking_uri = tracking_uri
+        self.features = features
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def champions(self) -> dict[str, Champion]:
@@ -75,7 +80,8 @@ class Registry:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r} in tag {TASK_TAG} (one of {', '.join(TASKS)})")
         version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
-        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task)
+        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task,
+                        model.tags.get(FEATURE_SERVICE_TAG) or None)
 
     def _newest_version(self, name: str) -> str:
         versions = self.client.search_model_versions(f"name='{name}'")
@@ -93,11 +99,22 @@ class Registry:
                 return models
 
     def reference_frames(self, champion: Champion) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The training (reference) and validation frames logged with the champion's run."""
+        """The training (reference) and validation frames logged with the champion's run; for a model
+        fed by Feast whose frames are entity rows, their point-in-time training sets."""
         with TemporaryDirectory() as tmp:
             frames = [pd.read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
+        if champion.feature_service:
+            frames = [self._training_set(champion, frame) for frame in frames]
         return frames[0], frames[1]
+
+    def _training_set(self, champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.features is None:
+            raise FeatureStoreError(f"{champion.name} takes its features from Feast feature service "
+                                    f"{champion.feature_service!r}, but no Feast repository is configured")
+        if not needs_features(frame, self.features.features(champion.feature_service)):
+            return frame   # a frame logged with its features (a retrained version) is used as it is
+        return self.features.training_set(champion.feature_service, frame, REFERENCE_TARGET)
 
     def load_model(self, champion: Champion) -> ScoringModel:
         """The version as monitoring scores it, whatever its flavour (watchkeeper.flavors)."""
