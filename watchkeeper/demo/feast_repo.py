@@ -23,7 +23,7 @@ from watchkeeper.feature_store import EVENT_TIMESTAMP, FeastFeatures
 
 KEY, VIEW, SERVICE = "customer_id", "customer_stats", "churn_features"
 FEATURES = ("x0", "x1", "x2", "x3")
-CUSTOMERS = 200
+CUSTOMERS = 2000   # a day's window draws few repeats of one customer: its rows are near-independent
 TTL_DAYS = 2
 YAML = """project: watchkeeper_demo
 provider: local
