@@ -21,6 +21,7 @@ from watchkeeper.flavors import NO_PROBABILITIES, from_estimator, plain
 from watchkeeper.performance import (
     BINARY, MULTICLASS, PRIMARY_METRIC, PROBABILITY_METRICS, REGRESSION, MetricValue, compute_metrics,
 )
+from watchkeeper.privacy.sensitive import SensitiveColumns, forget_exact_values
 from watchkeeper.profile import ReferenceProfile, fit_profile
 from watchkeeper.store import StoredProfile
 
@@ -47,6 +48,7 @@ class ModelReference:
     probabilities: bool = True                   # False: the model only predicts labels (see watchkeeper.flavors)
     flavor: str | None = None                    # the MLflow flavour it was loaded with
     feature_service: str | None = None           # Feast: windows of entity rows get their features from it
+    sensitive: SensitiveColumns = SensitiveColumns()   # masked before profiling, and in every window
 
     @property
     def primary_metric(self) -> str:
@@ -73,7 +75,8 @@ class ModelReference:
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()}, "classes": self.classes,
             "features": self.features, "importance": self.importance, "cbpe": self.cbpe,
             "pca_detector": self.joint_detector, "probabilities": self.probabilities, "flavor": self.flavor,
-            "feature_service": self.feature_service}
+            "feature_service": self.feature_service,
+            "sensitive": {"columns": sorted(self.sensitive.columns), "min_count": self.sensitive.min_count}}
 
     @classmethod
     def from_stored(cls, stored: StoredProfile) -> ModelReference:
@@ -91,7 +94,7 @@ class ModelReference:
                 list(data["classes"]) if data.get("classes") is not None else None,
                 {str(k): float(v) for k, v in (data.get("importance") or {}).items()},
                 data.get("cbpe"), data.get("pca_detector"), bool(data.get("probabilities", True)),
-                data.get("flavor"), data.get("feature_service"))
+                data.get("flavor"), data.get("feature_service"), _sensitive(data.get("sensitive")))
         except (KeyError, TypeError, ValueError) as error:
             raise ReferenceError(f"{where}: {type(error).__name__}: {error}".splitlines()[0]) from None
         problem = reference._problem()
@@ -114,20 +117,31 @@ class ModelReference:
         return None
 
 
+def _sensitive(stored: dict | None) -> SensitiveColumns:
+    if not stored:
+        return SensitiveColumns()
+    return SensitiveColumns(frozenset(str(c) for c in stored["columns"]), int(stored["min_count"]))
+
+
 def build_reference(model: str, version: str, task: str, train: pd.DataFrame, validation: pd.DataFrame,
-                    estimator: Any, feature_service: str | None = None) -> ModelReference:
+                    estimator: Any, sensitive: SensitiveColumns = SensitiveColumns(),
+                    feature_service: str | None = None) -> ModelReference:
     """Profile the training rows and measure the model on the validation rows.
 
     `estimator` is anything with scikit-learn's names (a `watchkeeper.flavors.ScoringModel`
     or an estimator). A classifier without probabilities gets its label metrics and no CBPE;
     one that cannot name its classes takes them from the validation labels and its predictions.
+    Sensitive columns are masked before anything is profiled or fitted on the training rows; the
+    model is measured on the validation rows as they are (it saw raw values), and only aggregates
+    of that (metrics, importance, calibration) are kept.
     """
     from watchkeeper.estimation import CBPE
     from watchkeeper.root_cause import feature_importance, model_scorer
 
     scoring = estimator if hasattr(estimator, "has_proba") else from_estimator(estimator)
     features = [c for c in train.columns if c != TARGET]
-    profile = fit_profile(train[features], metadata={"model": model, "version": version})
+    profiled = sensitive.mask(train[features])
+    profile = forget_exact_values(fit_profile(profiled, metadata={"model": model, "version": version}), sensitive)
     x, y = validation[features], validation[TARGET]
     predicted = scoring.predict(x)
     classes = _classes(scoring, y, predicted) if task != REGRESSION else None
@@ -136,8 +150,8 @@ def build_reference(model: str, version: str, task: str, train: pd.DataFrame, va
     importance = feature_importance(scoring, x, y, scoring=model_scorer(task))
     cbpe = CBPE().fit(proba, y.to_numpy(), classes).to_dict() if proba is not None else None
     return ModelReference(model, version, task, features, profile, {m.name: m for m in metrics}, classes,
-                          importance, cbpe, joint_detector(train[features]), proba is not None or task == REGRESSION,
-                          scoring.flavor, feature_service)
+                          importance, cbpe, joint_detector(profiled), proba is not None or task == REGRESSION,
+                          scoring.flavor, feature_service, sensitive)
 
 
 def _classes(scoring: Any, y: pd.Series, predicted: Any) -> list:

@@ -18,11 +18,14 @@ from mlflow.exceptions import MlflowException
 
 from watchkeeper.feature_store import FEATURE_SERVICE_TAG, FeastFeatures, FeatureStoreError, needs_features
 from watchkeeper.flavors import ScoringModel, load_model
+from watchkeeper.frames import read_parquet
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.performance import BINARY, TASKS
+from watchkeeper.privacy.sensitive import SENSITIVE_TAG, tagged_columns
 
 from watchkeeper.reference import TARGET
+from watchkeeper.security import residency
 
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
@@ -38,6 +41,7 @@ class Champion:
     run_id: str
     task: str
     feature_service: str | None = None   # the Feast feature service its features come from (feature_store.py)
+    sensitive: frozenset[str] = frozenset()     # columns named by the registered model's sensitive tag
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Registry:
     """`features` is the Feast repository that reference frames of entity rows are completed from."""
 
     def __init__(self, tracking_uri: str, features: FeastFeatures | None = None) -> None:
+        residency.check(residency.AGGREGATES, "MLflow tracking", tracking_uri)
         self.tracking_uri = tracking_uri
         self.features = features
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -81,7 +86,7 @@ class Registry:
             raise ValueError(f"unknown task {task!r} in tag {TASK_TAG} (one of {', '.join(TASKS)})")
         version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
         return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task,
-                        model.tags.get(FEATURE_SERVICE_TAG) or None)
+                        model.tags.get(FEATURE_SERVICE_TAG) or None, tagged_columns(model.tags.get(SENSITIVE_TAG)))
 
     def _newest_version(self, name: str) -> str:
         versions = self.client.search_model_versions(f"name='{name}'")
@@ -102,7 +107,7 @@ class Registry:
         """The training (reference) and validation frames logged with the champion's run; for a model
         fed by Feast whose frames are entity rows, their point-in-time training sets."""
         with TemporaryDirectory() as tmp:
-            frames = [pd.read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
+            frames = [read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
         if champion.feature_service:
             frames = [self._training_set(champion, frame) for frame in frames]
