@@ -21,7 +21,7 @@ from mlflow.models import infer_signature
 from conftest import ROOT
 from definitions import defs
 from monitoring_assets.reference import reference_profile
-from resources import FeastResource, MlflowRegistryResource, MonitoringStoreResource
+from resources import FeastResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from sensors.feature_store import feast_sensor
 from test_retraining import empty_mlflow_db, tracking_uri  # noqa: F401  (fixtures)
 from watchkeeper.alerting.policy import load_policy
@@ -69,7 +69,7 @@ def world(tmp_path, tracking_uri):
 def profile(registry: Registry, store: MonitoringStore):
     champion = registry.champions()[MODEL]
     reference = build_reference(MODEL, champion.version, champion.task, *registry.reference_frames(champion),
-                                registry.load_model(champion), champion.feature_service)
+                                registry.load_model(champion), feature_service=champion.feature_service)
     store.put_profile(MODEL, champion.version, champion.task, *reference.to_stored())
     return reference
 
@@ -158,6 +158,7 @@ def test_the_feast_sensor_reprofiles_after_apply_and_evaluates_after_materialisa
         # the requested re-profile runs for real: the reference is joined again from the applied definition
         result = dg.materialize([reference_profile], partition_key=applied.run_requests[0].partition_key,
                                 instance=instance, resources={**resources,
+                                                              "monitoring_config": MonitoringConfigResource(path=""),
                                                               "mlflow_registry": MlflowRegistryResource(
                                                                   tracking_uri=tracking_uri)})
         assert result.success
