@@ -11,7 +11,10 @@ import dagster as dg
 
 from monitoring_assets import ASSETS, JOBS
 from monitoring_assets.execution import executor_from_environment
-from resources import AlertingResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import (
+    AlertingResource, FeastResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource,
+    MonitoringStoreResource,
+)
 from sensors import SENSORS
 
 OWNERS = ["team:ml-platform"]   # who answers for the monitoring graph; shown on every asset
@@ -33,5 +36,6 @@ defs = dg.Definitions(
         "drop_folder": InferenceLogResource(root=dg.EnvVar("WATCHKEEPER_DATA_DIR")),
         "alerting": AlertingResource(policy_path=dg.EnvVar("WATCHKEEPER_ALERT_POLICY")),
         "monitoring_config": MonitoringConfigResource(path=str(Path(__file__).parent / "deploy" / "monitoring.yaml")),
+        "feature_store": FeastResource(),   # WATCHKEEPER_FEAST_REPO, when models take features from Feast
     },
 ).map_asset_specs(func=_policy)

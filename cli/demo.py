@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-GENERATED = ("mlflow.db", "mlartifacts", "inference", "labels", "windows", "monitoring.db", "dagster_home")
+GENERATED = ("mlflow.db", "mlartifacts", "inference", "labels", "windows", "monitoring.db", "dagster_home", "feast")
 PROJECT = Path(__file__).resolve().parent.parent   # workspace.yaml and dagster.yaml live here
 
 
@@ -29,6 +29,7 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
         "WATCHKEEPER_DATA_DIR": str(home),
         "WATCHKEEPER_ALERT_POLICY": str(PROJECT / "deploy" / "alerting.demo.yaml"),
+        "WATCHKEEPER_FEAST_REPO": str(home / "feast"),
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -107,15 +108,20 @@ def build_demo(home: Path) -> dict:
     from cli.summary import summarize
     from definitions import defs
     from watchkeeper.demo import Simulator, demo_days, train_and_register
+    from watchkeeper.demo.feast_model import FeastDemo
 
     tracking_uri = os.environ["WATCHKEEPER_MLFLOW_URI"]
     train_and_register(tracking_uri, home / "mlartifacts")
+    feast = FeastDemo(home)     # a Feast repository and a model fed by it (docs/feature_store.md)
+    feast.register(tracking_uri, home / "mlartifacts")
     with DagsterInstance.get() as instance:
         driver = SensorDriver(defs, instance)
         driver.tick("registry_sensor")
+        driver.tick("feast_sensor")          # records the Feast registry; later applies re-profile
         simulator = Simulator(home, tracking_uri)
         for day in demo_days():
             simulator.release_day(day)
+            feast.release_day(day)
             for sensor in ("inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor"):
                 driver.tick(sensor)
         return summarize(os.environ["WATCHKEEPER_STORE_URL"], tracking_uri, driver.failed_runs)

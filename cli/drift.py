@@ -95,7 +95,7 @@ def drift_command(args: argparse.Namespace) -> int:
                                               pca_rows, classifier_rows)
     render = {"json": lambda r: json.dumps(r, indent=2), "text": render_text, "html": render_html}[args.format]
     write(render(result), args.output)
-    return 0
+    return 1 if getattr(args, "fail_on_drift", False) and result["dataset_drift"] else 0
 
 
 def write(text: str, path: Path | None) -> None:

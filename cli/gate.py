@@ -94,6 +94,7 @@ def _load_versions(uri: str, model: str, *references: str) -> list[tuple[str, ob
     from mlflow.exceptions import MlflowException
 
     from watchkeeper.demo.models import quiet_mlflow
+    from watchkeeper.flavors import ModelLoadError
     from watchkeeper.registry import TASK_TAG, Champion, Registry
 
     quiet_mlflow()
@@ -108,6 +109,8 @@ def _load_versions(uri: str, model: str, *references: str) -> list[tuple[str, ob
             loaded.append((str(details.version), estimator, tags.get(TASK_TAG) or _task_of(estimator)))
     except MlflowException as error:
         raise CommandError(f"{model}: {_first_line(error.message)}") from None
+    except ModelLoadError as error:
+        raise CommandError(f"{model}: {error}") from None
     except OSError as error:   # an artifact download that failed below MLflow's own error handling
         raise CommandError(f"{model}: cannot load the model ({type(error).__name__}: {_first_line(error)})") from None
     return loaded
@@ -117,14 +120,14 @@ def _first_line(text: object) -> str:
     return (str(text).strip().splitlines() or [""])[0][:300]
 
 
-def _task_of(estimator) -> str:
-    """For a model registered without the watchkeeper.task tag."""
-    if not hasattr(estimator, "predict_proba"):
+def _task_of(model) -> str:
+    """For a model registered without the watchkeeper.task tag (a ScoringModel of any flavour)."""
+    if model.classes_ is None:
         return "regression"
-    return "binary" if len(estimator.classes_) == 2 else "multiclass"
+    return "binary" if len(model.classes_) == 2 else "multiclass"
 
 
-def _features(estimator, data, target: str) -> list[str]:
-    """The columns the model was fitted on when it knows them, else every column but the label."""
-    names = getattr(estimator, "feature_names_in_", None)
-    return [str(n) for n in names] if names is not None else [c for c in data.columns if c != target]
+def _features(model, data, target: str) -> list[str]:
+    """The columns the model reads when it knows them (fitted names, signature), else all but the label."""
+    names = model.feature_names
+    return list(names) if names is not None else [c for c in data.columns if c != target]

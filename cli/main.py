@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--format", choices=["json"], default="json")
 
     drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
+    drift.add_argument("--fail-on-drift", action="store_true",
+                       help="exit 1 when the dataset drifted (for CI/CD; without it the exit code is 0 either way)")
 
     from cli.audit import add_audit_parser
     from cli.config import add_config_parser

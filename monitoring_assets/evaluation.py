@@ -26,7 +26,9 @@ from monitoring_assets import concept, drift, health, performance, windows
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.quality import DATA_QUALITY, quality_result
 from monitoring_assets.sharding import ShardConfig
-from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import (
+    AlertingResource, FeastResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource,
+)
 from watchkeeper.alerting.builder import alert_links
 from watchkeeper.lineage import code_version, combined
 from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, ModelWindow, WindowMonitor
@@ -53,7 +55,7 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 )
 def evaluate_models(context: dg.AssetExecutionContext, config: ShardConfig, drop_folder: InferenceLogResource,
                     monitoring_store: MonitoringStoreResource, monitoring_config: MonitoringConfigResource,
-                    alerting: AlertingResource):
+                    alerting: AlertingResource, feature_store: FeastResource):
     day = context.partition_key
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
     links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
@@ -61,7 +63,8 @@ def evaluate_models(context: dg.AssetExecutionContext, config: ShardConfig, drop
     store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
     record_configuration(store, {"monitoring": monitoring_config.path, "alerting": alerting.policy_path,
                                  "residency": os.environ.get(POLICY_ENV)}, actor)
-    monitor = WindowMonitor(store, drop_folder.log(), monitoring_config.load(), alerting.policy(), links, actor)
+    monitor = WindowMonitor(store, drop_folder.log(), monitoring_config.load(), alerting.policy(), links, actor,
+                            feature_store.features())
     shard, started = config.to_shard(), time.perf_counter()
     outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected], shard=shard)
     run_facts = {"shard": shard.label(), "engine_seconds": round(time.perf_counter() - started, 3)}

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from monitoring_assets.partitions import model_partitions
-from resources import MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from resources import FeastResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.lineage import profile_version
 from watchkeeper.privacy.sensitive import SensitiveColumns
 from watchkeeper.reference import ModelReference, build_reference
@@ -17,14 +17,15 @@ from watchkeeper.telemetry import evaluation_span
     partitions_def=model_partitions,
     group_name="monitoring",
     kinds={"mlflow", "sql"},
-    description="Per model: a small, mergeable profile of the champion's training data, the champion's "
+    description="Per model: a small, mergeable profile of the champion's training data (for a model fed by Feast, "
+                "the point-in-time training set of its feature service), the champion's "
                 "performance on its validation data (the bar windows are held to), permutation importance "
                 "of each feature, and a CBPE estimator calibrated on the validation data.",
 )
 def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: MlflowRegistryResource,
-                      monitoring_store: MonitoringStoreResource,
-                      monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
-    registry = mlflow_registry.registry()
+                      monitoring_store: MonitoringStoreResource, monitoring_config: MonitoringConfigResource,
+                      feature_store: FeastResource) -> dg.MaterializeResult:
+    registry = mlflow_registry.registry(feature_store.features())
     model = context.partition_key
     champion = registry.champions().get(model)
     if champion is None:
@@ -35,7 +36,8 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
         configured = monitoring_config.load().for_model(model).privacy.sensitive
         sensitive = SensitiveColumns(configured.columns | champion.sensitive, configured.min_count)
         reference = build_reference(model, champion.version, champion.task, train, validation,
-                                    registry.load_model(champion), sensitive)
+                                    registry.load_model(champion), sensitive=sensitive,
+                                    feature_service=champion.feature_service)
         store, stored = monitoring_store.store(), StoredProfile(model, champion.version, champion.task,
                                                                 *reference.to_stored())
         store.put_profile(model, champion.version, champion.task, stored.profile, stored.reference)
@@ -46,6 +48,9 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
         "model_version": champion.version,
         "profile_version": version,
         "task": champion.task,
+        "flavor": reference.flavor or "",
+        "feature_service": champion.feature_service or "",
+        "not_measured": "; ".join(reference.limits()) or "nothing: every metric applies",
         "reference_rows": len(train),
         "features": dg.MetadataValue.md(_feature_table(reference)),
         "reference_performance": dg.MetadataValue.md(

@@ -4,6 +4,7 @@ import dagster as dg
 
 from resources import (
     AlertingResource,
+    FeastResource,
     InferenceLogResource,
     MlflowRegistryResource,
     MonitoringConfigResource,
@@ -29,12 +30,13 @@ class RetrainConfig(dg.Config):
                    "a challenger needing approval opens a promotion ticket.")
 def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlflow_registry: MlflowRegistryResource,
                      drop_folder: InferenceLogResource, monitoring_store: MonitoringStoreResource,
-                     monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dict:
+                     monitoring_config: MonitoringConfigResource, alerting: AlertingResource,
+                     feature_store: FeastResource) -> dict:
     policy = monitoring_config.load().for_model(config.model).retraining.policy
     store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
     try:
-        outcome = run_retraining(mlflow_registry.registry(), drop_folder.log(), config.model, config.windows,
-                                 policy, config.inputs_stable)
+        outcome = run_retraining(mlflow_registry.registry(feature_store.features()), drop_folder.log(), config.model,
+                                 config.windows, policy, config.inputs_stable)
     except ResidencyError as error:   # MLflow outside the policy: nothing was sent, and that is audited
         audit_refusal(store, error, actor, config.model)
         raise

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from watchkeeper.feature_store import FeastFeatures
 from watchkeeper.registry import Registry
 
 
@@ -8,5 +9,6 @@ class MlflowRegistryResource(dg.ConfigurableResource):
 
     tracking_uri: str
 
-    def registry(self) -> Registry:
-        return Registry(self.tracking_uri)
+    def registry(self, features: FeastFeatures | None = None) -> Registry:
+        """`features`: the Feast repository that completes reference frames of entity rows."""
+        return Registry(self.tracking_uri, features)

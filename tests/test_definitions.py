@@ -69,13 +69,15 @@ def test_missing_configuration_names_the_variable(monkeypatch):
     import dagster as dg
 
     from monitoring_assets import evaluate_models
-    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+    from resources import (
+        AlertingResource, FeastResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource,
+    )
 
     monkeypatch.delenv("WATCHKEEPER_STORE_URL", raising=False)
     with pytest.raises(Exception, match="WATCHKEEPER_STORE_URL"):
         dg.materialize([evaluate_models], selection=["model_health"], partition_key="2026-11-01",
                        resources={"monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),
                                   "drop_folder": InferenceLogResource(root=str(ROOT)),
-                                  "monitoring_config": MonitoringConfigResource(path=""),
+                                  "monitoring_config": MonitoringConfigResource(path=""), "feature_store": FeastResource(),
                                   "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))},
                        instance=dg.DagsterInstance.ephemeral())

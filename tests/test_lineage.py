@@ -77,13 +77,16 @@ def materialized_versions(instance: dg.DagsterInstance, asset: str) -> list[str]
 
 def test_the_lineage_carries_the_rows_version_and_the_code_version(fleet):  # noqa: F811
     from monitoring_assets import evaluate_models
-    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+    from resources import (
+        AlertingResource, FeastResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource,
+    )
 
     store, _, root = fleet
     resources = {"monitoring_store": MonitoringStoreResource(url=str(store.engine.url)),
                  "drop_folder": InferenceLogResource(root=str(root)),
                  "monitoring_config": MonitoringConfigResource(path=""),
-                 "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))}
+                 "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml")),
+                 "feature_store": FeastResource()}
     with dg.instance_for_test() as instance:
         for _ in range(2):   # the second run reads the same rows
             dg.materialize([evaluate_models], selection=["production_window", "model_health"], partition_key=DAY,

@@ -175,3 +175,12 @@ def test_scorecard_shows_the_history_of_a_flagged_model(instance):
     assert metadata["latest_status"].value == "degraded"
     assert "| concept_alarms |" in history
     assert metadata["trend"].value.startswith("![")
+
+
+def test_the_feast_fed_model_takes_its_reference_and_windows_from_feast(demo):
+    """churn_feast's run logged entity rows only and serving logs only customer ids: its reference and
+    every window were joined from the demo's Feast repository, and the drift is named as Feast does."""
+    model = by_name(demo[1])["churn_feast"]
+    assert model["windows"] == len(DAYS) and model["drifted_windows"] == DRIFTED_DAYS
+    assert model["drifted_features"] == ["customer_stats:x0"]
+    assert model["retrains"] == 1, "the retrain op joined its reference from Feast too"

@@ -225,7 +225,9 @@ def test_check_fails_with_error_only_for_severe_problems(suite, window):
 def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(tmp_path, reference, suite, window):
     """A rerun whose new file is broken must not leave the earlier file's drift report behind."""
     from monitoring_assets import evaluate_models
-    from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
+    from resources import (
+        AlertingResource, FeastResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource,
+    )
     from watchkeeper.inference_log import InferenceLog
     from watchkeeper.store import MonitoringStore
 
@@ -243,6 +245,6 @@ def test_drift_report_skips_only_the_failed_window_and_withdraws_its_old_report(
                    instance=dg.DagsterInstance.ephemeral(),
                    resources={"monitoring_store": MonitoringStoreResource(url=url),
                               "drop_folder": InferenceLogResource(root=str(tmp_path)),
-                              "monitoring_config": MonitoringConfigResource(path=""),
+                              "monitoring_config": MonitoringConfigResource(path=""), "feature_store": FeastResource(),
                               "alerting": AlertingResource(policy_path=str(ROOT / "deploy" / "alerting.demo.yaml"))})
     assert {row.model for row in store.drift(window=day)} == {"good"}

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.config import MonitoringConfig
+from watchkeeper.feature_store import FeastFeatures
 from watchkeeper.health import FAILED, Verdict
 from watchkeeper.inference_log import InferenceInputError, InferenceLog
 from watchkeeper.lineage import EMPTY, Lineage, code_version, frame_version, profile_version
@@ -78,9 +79,10 @@ class WindowMonitor:
 
     def __init__(self, store: MonitoringStore, log: InferenceLog, config: MonitoringConfig,
                  policy: Policy | None = None, links: Links = lambda model, version: {},
-                 actor: Actor | None = None) -> None:
+                 actor: Actor | None = None, features: FeastFeatures | None = None) -> None:
         self.store, self.log, self.config, self.policy, self.links = store, log, config, policy, links
         self.actor = actor or Actor()
+        self.features = features   # Feast: where windows of entity rows get their features
         self.problem_log = ProblemLog(store)
 
     def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None,
@@ -108,7 +110,8 @@ class WindowMonitor:
             return outcome
         self.store.clear_failure(stored.model, day, REFERENCE)
         outcome.reference = reference
-        context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model))
+        context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model),
+                               self.features)
         for name in stages:
             if name == HEALTH:
                 self._decide(outcome, context)

@@ -34,6 +34,7 @@ HIGHER_IS_BETTER = {
     "roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False,
     "rmse": False, "mae": False, "mape": False, "r2": True,
 }
+PROBABILITY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")   # need class probabilities, not labels
 METRIC_NAMES = {
     BINARY: ("accuracy", "precision", "recall", "f1", "f1_macro", "f1_weighted",
              "roc_auc", "pr_auc", "log_loss", "brier"),

@@ -16,6 +16,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from watchkeeper.feature_store import FEATURE_SERVICE_TAG, FeastFeatures, FeatureStoreError, needs_features
+from watchkeeper.flavors import ScoringModel, load_model
 from watchkeeper.frames import read_parquet
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
@@ -39,6 +41,7 @@ class Champion:
     version: str
     run_id: str
     task: str
+    feature_service: str | None = None   # the Feast feature service its features come from (feature_store.py)
     sensitive: frozenset[str] = frozenset()     # columns named by the registered model's sensitive tag
 
 
@@ -49,9 +52,12 @@ class Monitored:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str) -> None:
+    """`features` is the Feast repository that reference frames of entity rows are completed from."""
+
+    def __init__(self, tracking_uri: str, features: FeastFeatures | None = None) -> None:
         residency.check(residency.AGGREGATES, "MLflow tracking", tracking_uri)
         self.tracking_uri = tracking_uri
+        self.features = features
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def champions(self) -> dict[str, Champion]:
@@ -93,7 +99,8 @@ class Registry:
         version = str(model.aliases.get(CHAMPION) or max(runs, key=int))
         if version not in runs:
             raise ValueError(f"its champion alias points at version {version}, which the registry does not list")
-        return Champion(model.name, version, runs[version], task, tagged_columns(model.tags.get(SENSITIVE_TAG)))
+        return Champion(model.name, version, runs[version], task, model.tags.get(FEATURE_SERVICE_TAG) or None,
+                        tagged_columns(model.tags.get(SENSITIVE_TAG)))
 
     @staticmethod
     def _paged(search) -> list:
@@ -107,12 +114,24 @@ class Registry:
                 return entries
 
     def reference_frames(self, champion: Champion) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The training (reference) and validation frames logged with the champion's run."""
+        """The training (reference) and validation frames logged with the champion's run; for a model
+        fed by Feast whose frames are entity rows, their point-in-time training sets."""
         with TemporaryDirectory() as tmp:
             frames = [read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
+        if champion.feature_service:
+            frames = [self._training_set(champion, frame) for frame in frames]
         return frames[0], frames[1]
 
-    def load_model(self, champion: Champion):
+    def _training_set(self, champion: Champion, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.features is None:
+            raise FeatureStoreError(f"{champion.name} takes its features from Feast feature service "
+                                    f"{champion.feature_service!r}, but no Feast repository is configured")
+        if not needs_features(frame, self.features.features(champion.feature_service)):
+            return frame   # a frame logged with its features (a retrained version) is used as it is
+        return self.features.training_set(champion.feature_service, frame, REFERENCE_TARGET)
+
+    def load_model(self, champion: Champion) -> ScoringModel:
+        """The version as monitoring scores it, whatever its flavour (watchkeeper.flavors)."""
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
+        return load_model(f"models:/{champion.name}/{champion.version}")

@@ -20,16 +20,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
+from watchkeeper.performance import REGRESSION
+
 COVARIATE, CONCEPT, MIXED, UNKNOWN = "covariate", "concept", "mixed", "unknown"
 MIN_IMPORTANCE = 0.05  # a feature with less than 5% of the model's reliance cannot explain a degradation
 
 
-def feature_importance(model, X: pd.DataFrame, y, scoring: str | None = None, n_repeats: int = 5,
+def model_scorer(task: str) -> Callable[[Any, pd.DataFrame, Any], float]:
+    """Accuracy for classifiers, negated MAE for regressors, from `predict` alone: a scorer for any
+    model with scikit-learn's names (it needs neither probabilities nor a scikit-learn estimator)."""
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    if task == REGRESSION:
+        return lambda model, X, y: -mean_absolute_error(y, model.predict(X))
+    return lambda model, X, y: accuracy_score(y, model.predict(X))
+
+
+def feature_importance(model, X: pd.DataFrame, y, scoring: str | Callable | None = None, n_repeats: int = 5,
                        seed: int = 0) -> dict[str, float]:
     """Permutation importance of every column of X, normalised to sum to 1.
 

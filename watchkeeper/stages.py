@@ -20,6 +20,7 @@ from watchkeeper.concept import AUTO, StreamState, label_alarms, resume
 from watchkeeper.config import ModelConfig
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.estimation import CBPE
+from watchkeeper.feature_store import FeastFeatures, FeatureStoreError, needs_features
 from watchkeeper.health import FAILED, Verdict, WindowEvidence, assess
 from watchkeeper.history import stored_history
 from watchkeeper.inference_log import MAX_LABEL_DELAY_DAYS, InferenceLog, window_problems
@@ -49,6 +50,7 @@ class StageContext:
     store: MonitoringStore
     log: InferenceLog
     config: ModelConfig
+    features: FeastFeatures | None = None      # the Feast repository windows of entity rows are joined from
     _frame: pd.DataFrame | None = None
     _frame_known: bool = False
 
@@ -107,13 +109,29 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
         outcome.rows, outcome.problems = 0, ["no predictions logged"]
         store.put_window(model, day, version, 0, outcome.problems, None)
         return
-    outcome.rows, outcome.problems = len(frame), window_problems(frame, reference.features, day)
+    frame, unmatched = _with_features(context, frame)
+    outcome.rows, outcome.problems = len(frame), window_problems(frame, reference.features, day) + unmatched
     step.set(rows=len(frame), problems=len(outcome.problems))
     path = context.log.write_window(model, day, frame)
     store.put_window(model, day, version, len(frame), outcome.problems, str(path))
     context.keep_frame(frame)
     outcome.quality = validate_window(reference.profile, frame, f"{model}@{day}", hidden=sensitive.columns)
     store.put_quality(model, day, version, outcome.quality.status, outcome.quality.to_dict())
+
+
+def _with_features(context: StageContext, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A window that logged only entity keys gets its features from Feast, as of each row's timestamp
+    (what serving saw); rows Feast has no values for are kept, their features missing, and counted."""
+    reference = context.reference
+    if not reference.feature_service or not needs_features(frame, reference.features):
+        return frame, []
+    if context.features is None:
+        raise FeatureStoreError(f"{reference.model} takes its features from Feast feature service "
+                                f"{reference.feature_service!r}, but no Feast repository is configured")
+    joined = context.features.join(reference.feature_service, frame, timestamp="timestamp")
+    unmatched = int(joined[reference.features].isna().all(axis=1).sum())
+    return joined, [f"{unmatched} rows found no feature values in Feast (no feature row within the views' TTL)"
+                    ] if unmatched else []
 
 
 # ---------------------------------------------------------------- drift
@@ -167,7 +185,8 @@ def performance_stage(context: StageContext, outcome: ModelWindow, step: Evaluat
 
 
 def _proba(reference: ModelReference, frame: pd.DataFrame) -> np.ndarray | None:
-    return frame[reference.proba_columns()].to_numpy(dtype=np.float64) if reference.classes else None
+    columns = reference.proba_columns()
+    return frame[columns].to_numpy(dtype=np.float64) if columns else None
 
 
 def _segment_rows(reference: ModelReference, column: str, joined: pd.DataFrame) -> list[dict]:

@@ -12,19 +12,18 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import mlflow
 import mlflow.data
-import mlflow.sklearn
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
 from watchkeeper.performance import REGRESSION, MetricValue, compute_metrics
 from watchkeeper.registry import REFERENCE_TARGET, TRAIN_ARTIFACT, VALIDATION_ARTIFACT, Champion, Registry
-from watchkeeper.retraining.trainers import fit_checked, load_trainer, trusted_types
+from watchkeeper.flavors import as_scoring
+from watchkeeper.retraining.trainers import ModelLogger, fit_checked, load_trainer, model_logger, sklearn_logger
 from watchkeeper.retraining.training_set import features_of
 from watchkeeper.security.sealed_files import write_parquet
 from watchkeeper.security import residency
@@ -59,11 +58,15 @@ def champion_of(registry: Registry, model_name: str) -> Champion:
 
 
 def predictions(estimator: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None, list | None]:
-    """(predicted labels/values, class probabilities or None, classes or None), as monitoring computes them."""
+    """(predicted labels/values, class probabilities or None, classes or None), as monitoring computes them.
+
+    `estimator` is a loaded model of any flavour (watchkeeper.flavors) or a freshly fitted
+    estimator; probabilities are None for a model that only predicts labels.
+    """
+    model = as_scoring(estimator)
     if task == REGRESSION:
-        return estimator.predict(X), None, None
-    return estimator.predict(X), estimator.predict_proba(X), [c.item() if hasattr(c, "item") else c
-                                                                for c in estimator.classes_]
+        return model.predict(X), None, None
+    return model.predict(X), model.predict_proba(X) if model.has_proba else None, model.classes_
 
 
 def _evaluation_metrics(estimator: Any, frame: pd.DataFrame, task: str) -> dict[str, MetricValue]:
@@ -81,16 +84,16 @@ def retrain(registry_uri: str, model_name: str, trainer_name: str, train_df: pd.
     trainer = load_trainer(trainer_name, **params)
     estimator = fit_checked(trainer, train_df, features_of(train_df), REFERENCE_TARGET, champion.task)
     return register_challenger(registry, champion, estimator, train_df, eval_df, RETRAIN,
-                               {"trainer": trainer_name, **params}, trusted_types(trainer))
+                               {"trainer": trainer_name, **params}, model_logger(trainer))
 
 
 def register_challenger(registry: Registry, champion: Champion, estimator: Any, train: pd.DataFrame,
                         evaluation: pd.DataFrame, action: str, params: dict,
-                        trusted: Sequence[str] = ()) -> Challenger:
+                        log_model: ModelLogger | None = None) -> Challenger:
     """Log a run in the champion's experiment and register its model as a new version aliased `challenger`.
 
-    MLflow stores sklearn models with skops, which refuses to load types it does not know
-    to be safe; `trusted` names the ones the model's author has reviewed (see trainers).
+    `log_model` stores the estimator in its framework's own MLflow flavour (see trainers); by
+    default scikit-learn's, with skops, which loads only types it knows to be safe.
     """
     features = features_of(train)
     if features_of(evaluation) != features:
@@ -105,7 +108,7 @@ def register_challenger(registry: Registry, champion: Champion, estimator: Any, 
                            "n_validation": len(evaluation)})
         mlflow.log_metrics(_flat(metrics))
         log_reference(champion.name, train, evaluation)
-        info = _log_model(estimator, train[features], champion.name, trusted)
+        info = _logged(log_model or sklearn_logger(), estimator, train[features], champion.name)
     version = str(info.registered_model_version)
     registry.client.set_model_version_tag(champion.name, version, TRAINED_FROM_TAG, champion.version)
     registry.client.set_model_version_tag(champion.name, version, ACTION_TAG, action)
@@ -113,11 +116,9 @@ def register_challenger(registry: Registry, champion: Champion, estimator: Any, 
     return Challenger(champion.name, version, run.info.run_id, metrics)
 
 
-def _log_model(estimator: Any, X: pd.DataFrame, name: str, trusted: Sequence[str]):
+def _logged(log_model: ModelLogger, estimator: Any, X: pd.DataFrame, name: str):
     try:
-        return mlflow.sklearn.log_model(estimator, name="model", signature=infer_signature(X, estimator.predict(X)),
-                                        pip_requirements=["scikit-learn"], registered_model_name=name,
-                                        skops_trusted_types=list(trusted) or None)
+        return log_model(estimator, X, name)
     except MlflowException as error:   # e.g. untrusted types: MLflow's message is a page; its first line says which
         raise ChallengerError(f"{name}: cannot log the model: {str(error.message).splitlines()[0]}") from error
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from watchkeeper.flavors import NO_PROBABILITIES, ScoringModel
 from watchkeeper.inference_log import InferenceLog
 from watchkeeper.performance import METRIC_NAMES, REGRESSION
 from watchkeeper.registry import REFERENCE_TARGET, Champion, Registry
@@ -31,7 +32,7 @@ from watchkeeper.retraining.gate import (
     apply_decision,
     evaluate_gate,
 )
-from watchkeeper.retraining.trainers import available_trainers
+from watchkeeper.retraining.trainers import available_trainers, sklearn_logger
 from watchkeeper.retraining.training_set import (
     HOLDOUT_FRACTION, features_of, holdout_split, recent_labelled_rows, with_reference,
 )
@@ -132,7 +133,7 @@ def _check_policy(policy: RetrainPolicy, champion: Champion) -> None:
         raise PolicyError(f"unknown trainer {policy.trainer!r}; available: {', '.join(available_trainers())}")
 
 
-def _try_recalibration(registry: Registry, champion: Champion, champion_model: Any,
+def _try_recalibration(registry: Registry, champion: Champion, champion_model: ScoringModel,
                        reference_frames: tuple[pd.DataFrame, pd.DataFrame], recent: pd.DataFrame,
                        evaluation: pd.DataFrame, policy: RetrainPolicy) -> tuple[dict, Attempt | None]:
     """(the calibration test's evidence, the gated recalibrated challenger if calibration drifted).
@@ -143,15 +144,21 @@ def _try_recalibration(registry: Registry, champion: Champion, champion_model: A
     """
     reference, validation = reference_frames
     features = features_of(reference)
+    if not champion_model.has_proba:
+        return {"skipped": NO_PROBABILITIES}, None
     _, proba, classes = predictions(champion_model, recent[features], champion.task)
     _, reference_proba, _ = predictions(champion_model, validation[features], champion.task)
     drifted, evidence = calibration_drifted(proba, recent[REFERENCE_TARGET], classes,
                                             (reference_proba, validation[REFERENCE_TARGET]))
     if not drifted:
         return evidence, None
-    estimator = recalibrate(champion_model, recent[features], recent[REFERENCE_TARGET], policy.calibration_method)
+    if not champion_model.is_sklearn:
+        return {**evidence, "recalibration": f"not offered: the champion is a {champion_model.flavor} model and "
+                                              "recalibration wraps scikit-learn estimators; retraining instead"}, None
+    estimator = recalibrate(champion_model.native, recent[features], recent[REFERENCE_TARGET],
+                            policy.calibration_method)
     challenger = register_challenger(registry, champion, estimator, reference, evaluation, RECALIBRATE,
-                                     {"method": policy.calibration_method}, TRUSTED_TYPES)
+                                     {"method": policy.calibration_method}, sklearn_logger(TRUSTED_TYPES))
     return evidence, _judge(registry, champion, champion_model, challenger, evaluation, RECALIBRATE, policy)
 
 

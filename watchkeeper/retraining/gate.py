@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.performance import (
-    HIGHER_IS_BETTER, METRIC_NAMES, PRIMARY_METRIC, REGRESSION, MetricValue, weighted_metrics,
+    HIGHER_IS_BETTER, METRIC_NAMES, PRIMARY_METRIC, PROBABILITY_METRICS, REGRESSION, MetricValue, weighted_metrics,
     percentile_interval,
 )
 from watchkeeper.profile import category_label
@@ -76,9 +76,10 @@ def evaluate_gate(task: str, champion_model: Any, challenger_model: Any, eval_df
     X, y = eval_df[features], eval_df[target].to_numpy()
     champion_out, challenger_out = _scored(champion_model, X, task, "champion"), _scored(challenger_model, X, task,
                                                                                        "challenger")
-    if champion_out[2] != challenger_out[2]:
+    if None not in (champion_out[2], challenger_out[2]) and champion_out[2] != challenger_out[2]:
         raise GateError(f"the models predict different classes: {champion_out[2]} vs {challenger_out[2]}")
-    _check_labels(task, eval_df[target], champion_out[2])
+    _check_probabilities(metric, champion_out, challenger_out)
+    _check_labels(task, eval_df[target], champion_out[2] or challenger_out[2])
     n = len(y)
     counts = _resample_counts(n, n_boot, seed)
     (champion_point, champion_boots), (challenger_point, challenger_boots) = (
@@ -147,9 +148,19 @@ def _check(task: str, metric: str, frame: pd.DataFrame, features: list[str], tar
                         "a classifier cannot be compared on it")
 
 
+def _check_probabilities(metric: str, champion_out: tuple, challenger_out: tuple) -> None:
+    """A probability metric cannot judge a model that only predicts labels: say so, name the way out."""
+    if metric not in PROBABILITY_METRICS:
+        return
+    without = [role for role, out in (("champion", champion_out), ("challenger", challenger_out)) if out[1] is None]
+    if without:
+        raise GateError(f"{metric} needs class probabilities; the {' and the '.join(without)} model gives none "
+                        f"(it only predicts labels): compare on a label metric such as accuracy or f1")
+
+
 def _check_labels(task: str, labels: pd.Series, classes: list | None) -> None:
     """A classifier is judged only on labels it can predict: another label is an error in the data."""
-    if task == REGRESSION:
+    if task == REGRESSION or classes is None:
         return
     unseen = sorted({category_label(v) for v in labels.unique()} - {category_label(c) for c in classes})
     if unseen:

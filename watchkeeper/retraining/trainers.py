@@ -1,9 +1,12 @@
 """Trainers: what turns a training set into a fitted model, pluggable by name.
 
 A trainer is any object with `fit(train, features, target, task) -> estimator`; the
-estimator must follow the scikit-learn API (`predict`, and `predict_proba` plus
-`classes_` for classifiers) and pickle, because MLflow's sklearn flavour stores it and
-the monitoring code scores windows with it.
+estimator follows the scikit-learn API (`predict`, plus `classes_` and, to have
+probabilities, `predict_proba` for classifiers). By default it is stored with MLflow's
+sklearn flavour; a trainer for another framework also has
+`log_model(estimator, X, registered_model_name) -> ModelInfo`, which stores it with that
+framework's own flavour (the built-in `lightgbm` trainer does, with mlflow.lightgbm).
+Whatever the flavour, monitoring loads it back through watchkeeper.flavors.
 
 Built-in trainers are registered here. A team adds its own without forking by
 declaring an entry point in the group "watchkeeper.trainers" of its own package:
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -70,6 +73,7 @@ class SklearnPipelineTrainer:
 
 
 BUILT_IN: dict[str, Callable[..., Trainer]] = {"sklearn_pipeline": SklearnPipelineTrainer}
+ModelLogger = Callable[[Any, pd.DataFrame, str], Any]   # (estimator, input rows, registered name) -> ModelInfo
 
 
 def available_trainers() -> list[str]:
@@ -104,12 +108,30 @@ def trusted_types(trainer: Trainer) -> tuple[str, ...]:
     return tuple(getattr(trainer, "trusted_types", ()))
 
 
+def sklearn_logger(trusted: Sequence[str] = ()) -> ModelLogger:
+    """Store with MLflow's sklearn flavour (skops); `trusted` are the extra types the author reviewed."""
+    def log(estimator: Any, X: pd.DataFrame, name: str) -> Any:
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        return mlflow.sklearn.log_model(estimator, name="model", signature=infer_signature(X, estimator.predict(X)),
+                                        pip_requirements=["scikit-learn"], registered_model_name=name,
+                                        skops_trusted_types=list(trusted) or None)
+    return log
+
+
+def model_logger(trainer: Trainer) -> ModelLogger:
+    """How the trainer's models are stored: its own `log_model`, else the sklearn flavour."""
+    own = getattr(trainer, "log_model", None)
+    return own if callable(own) else sklearn_logger(trusted_types(trainer))
+
+
 def fit_checked(trainer: Trainer, train: pd.DataFrame, features: list[str], target: str, task: str) -> Any:
     """Fit, then check that the result can be scored the way monitoring scores it."""
     if train.empty:
         raise TrainerError("the training set is empty")
     estimator = trainer.fit(train, features, target, task)
-    needed = ("predict",) if task == REGRESSION else ("predict", "predict_proba", "classes_")
+    needed = ("predict",) if task == REGRESSION else ("predict", "classes_")
     missing = [attr for attr in needed if not hasattr(estimator, attr)]
     if missing:
         raise TrainerError(f"{type(trainer).__name__} returned a {type(estimator).__name__} without "
