@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
+    from cli.ingest import add_ingest_parser
     add_exporter_parser(commands)
+    add_ingest_parser(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)
+        if args.command == "ingest":
+            from cli.ingest import ingest_command
+            return ingest_command(args)
         if args.command == "exporter":
             from cli.exporter import exporter_command
             return exporter_command(args)

@@ -1,7 +1,8 @@
 """The inference log and its late labels, as Parquet files in a drop folder.
 
 Layout (the contract with whatever writes predictions):
-  <root>/inference/<model>/<YYYY-MM-DD>.parquet   predictions made that day
+  <root>/inference/<model>/<YYYY-MM-DD>.parquet   predictions made that day (a file, or a folder
+                                                  of parts that `watchkeeper ingest` appends to)
   <root>/labels/<model>/<YYYY-MM-DD>.parquet      labels that *arrived* that day
   <root>/windows/<model>/<YYYY-MM-DD>.parquet     validated production windows (written here)
 Labels join predictions by `prediction_id` whenever they arrive, so a window's labels
@@ -21,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -165,10 +167,8 @@ class InferenceLog:
         day = entry.name.removesuffix(SUFFIX)
         if entry.is_symlink() and not self._inside(Path(entry.path)):   # its folder is known to be inside
             return LINK_OUT
-        if entry.is_dir():
-            return "a nested folder"
         if not entry.name.endswith(SUFFIX) or not _is_date(day):
-            return f"not named YYYY-MM-DD{SUFFIX}"
+            return "a nested folder" if entry.is_dir() else f"not named YYYY-MM-DD{SUFFIX}"
         if day < first:
             return f"dated before the first window, {first}"
         if day > today:
@@ -296,8 +296,20 @@ def _is_date(text: str) -> bool:
         return False
 
 
-def _stat(entry: os.DirEntry) -> os.stat_result | None:
+class _Version(NamedTuple):
+    st_mtime_ns: int
+    st_size: int
+
+
+def _stat(entry: os.DirEntry) -> _Version | None:
+    """A file's version; for a day written in parts (a folder), the folder's modification time,
+    which moves with every part renamed into it, and the parts' total size."""
     try:
-        return entry.stat()
+        stat = entry.stat()
+        if not entry.is_dir():
+            return _Version(stat.st_mtime_ns, stat.st_size)
+        with os.scandir(entry.path) as parts:
+            size = sum(p.stat().st_size for p in parts if p.name.endswith(SUFFIX) and not p.name.startswith((".", "_")))
     except OSError:
         return None
+    return _Version(stat.st_mtime_ns, size)
