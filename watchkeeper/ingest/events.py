@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -34,12 +35,15 @@ from watchkeeper.reference import ModelReference
 PREDICTION, LABEL = "prediction", "label"
 KIND_OF_TYPE = {PREDICTION: INFERENCE, LABEL: LABELS}
 ID_CHARS = 200        # the dedupe index's column width
+NUMBER = frozenset({int, float, type(None)})     # None: a missing value
+CODED = frozenset({int, type(None)})
+CATEGORY = frozenset({str, type(None)})
+CLASS_TYPES = frozenset({int, str, float, type(None)})
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One message of a stream: its id there (unique within the source), its bytes, and what
-    the source needs to acknowledge it."""
+    the source needs to acknowledge it. (A tuple: a million of them are made per million events.)"""
 
     id: str
     data: bytes
@@ -52,6 +56,23 @@ class Checked:
 
     rows: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     dead: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class Event(msgspec.Struct):
+    """The envelope every event shares, decoded and typed in one C call per message (msgspec);
+    what depends on the model (features, classes) is checked by column afterwards."""
+
+    type: Literal["prediction", "label"]
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    prediction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=ID_CHARS)]
+    timestamp: str | None = None
+    prediction: Any = msgspec.UNSET
+    label: Any = msgspec.UNSET
+    features: Any = None
+    proba: Any = None
+
+
+_decode = msgspec.json.Decoder(Event).decode
 
 
 @dataclass(frozen=True)
@@ -86,13 +107,21 @@ class EventChecker:
 
     def check(self, messages: Sequence[Message]) -> Checked:
         checked = Checked()
-        groups: dict[tuple[str, str], list[tuple[Message, dict]]] = {}
+        groups: dict[tuple[str, str], list[tuple[Message, Event]]] = {}
         for message in messages:
-            event, reason = self._parse(message.data)
-            if reason is not None:
-                checked.dead.append((message.id, reason, _text(message.data)))
+            try:
+                event = _decode(message.data)
+            except msgspec.ValidationError as error:
+                checked.dead.append((message.id, f"not an event: {_first_line(error)}", _text(message.data)))
+                continue
+            except (msgspec.DecodeError, UnicodeDecodeError) as error:
+                checked.dead.append((message.id, f"not JSON ({_first_line(error)})", _text(message.data)))
+                continue
+            if event.model not in self.schemas:
+                checked.dead.append((message.id, f"unknown model {event.model[:100]!r} (no stored reference)",
+                                     _text(message.data)))
             else:
-                groups.setdefault((event["model"], KIND_OF_TYPE[event["type"]]), []).append((message, event))
+                groups.setdefault((event.model, KIND_OF_TYPE[event.type]), []).append((message, event))
         for (model, kind), found in groups.items():
             schema = self.schemas[model]
             frame, dead = (self._predictions if kind == INFERENCE else self._labels)(schema, found)
@@ -101,88 +130,96 @@ class EventChecker:
                 checked.rows[(model, kind)] = frame
         return checked
 
-    def _parse(self, data: bytes) -> tuple[dict, None] | tuple[None, str]:
-        """The event, or why it is not one (checks shared by predictions and labels)."""
-        try:
-            event = _decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as error:
-            return None, f"not JSON ({str(error).splitlines()[0][:120]})"
-        if not isinstance(event, dict):
-            return None, "not a JSON object"
-        kind = event.get("type")
-        if kind not in KIND_OF_TYPE:
-            return None, f"type must be {PREDICTION!r} or {LABEL!r}"
-        model = event.get("model")
-        if not isinstance(model, str) or model not in self.schemas:
-            return None, f"unknown model {str(model)[:100]!r} (no stored reference)"
-        pid = event.get("prediction_id")
-        if not isinstance(pid, str) or not pid or len(pid) > ID_CHARS:
-            return None, f"prediction_id must be a non-empty string of at most {ID_CHARS} characters"
-        return event, None
-
     def _predictions(self, schema: ModelSchema, found: list[tuple[Message, dict]]) -> tuple[pd.DataFrame, list]:
-        dead, kept = [], []
-        for message, event in found:
-            reason = _prediction_problem(schema, event)
-            if reason:
-                dead.append((message.id, reason, _text(message.data)))
-            else:
-                kept.append(event)
-        stamps = pd.to_datetime(pd.Series([e.get("timestamp") for e in kept], dtype=object), utc=True,
-                                errors="coerce", format="ISO8601")
-        bad = stamps.isna().to_numpy()
-        if bad.any():
-            ids = {id(e) for e, b in zip(kept, bad) if b}
-            dead += [(m.id, "timestamp is not an ISO 8601 time", _text(m.data)) for m, e in found if id(e) in ids]
-            kept, stamps = [e for e, b in zip(kept, bad) if not b], stamps[~bad]
-        columns: dict[str, object] = {"timestamp": stamps.reset_index(drop=True),
-                                      "prediction_id": [e["prediction_id"] for e in kept]}
+        """Rows of the well-formed prediction events; each other one a dead letter with its reason.
+
+        Checks go by column: the common case (every value of a column of an allowed type) costs
+        one pass in C; only a column that fails is looked at event by event, for the reasons."""
+        reasons: dict[int, str] = {}
+        wanted = frozenset(schema.features)
+        for i, (_, event) in enumerate(found):
+            features = event.features
+            if not isinstance(features, dict) or features.keys() != wanted:
+                reasons[i] = _features_problem(schema, features)
+            elif event.proba is not None and (problem := _proba_problem(schema, event.proba)):
+                reasons[i] = problem
+            elif event.prediction is msgspec.UNSET:
+                reasons[i] = "no prediction"
+        ok = [e if i not in reasons else None for i, (_, e) in enumerate(found)]
+        columns: dict[str, object] = {}
         for name in schema.features:
-            values = [e["features"].get(name) for e in kept]
-            columns[name] = (pd.array(values, dtype="Int64") if name in schema.coded
-                             else pd.array(values, dtype="string") if name in schema.categorical
-                             else np.array([np.nan if v is None else v for v in values], dtype="float64"))
-        columns["prediction"] = _target_column(schema, [e["prediction"] for e in kept])
+            values = [e.features[name] if e is not None else None for e in ok]
+            allowed = CODED if name in schema.coded else CATEGORY if name in schema.categorical else NUMBER
+            if not set(map(type, values)) <= allowed:
+                for i, v in enumerate(values):
+                    if ok[i] is not None and type(v) not in allowed:
+                        reasons[i], ok[i] = f"feature {name!r}: {_value_problem(schema, name, v)}", None
+            columns[name] = values
+        predicted = [e.prediction if e is not None else None for e in ok]
+        for i in _bad_targets(schema, predicted, ok):
+            reasons[i], ok[i] = _target_problem(schema, found[i][1].prediction, PREDICTION), None
+        stamps = pd.to_datetime(pd.Series([e.timestamp if e is not None else None for e in ok], dtype=object),
+                                utc=True, errors="coerce", format="ISO8601")
+        for i in np.flatnonzero(stamps.isna().to_numpy()):
+            if ok[i] is not None:
+                reasons[int(i)], ok[i] = "timestamp is not an ISO 8601 time", None
+        keep = np.array([e is not None for e in ok], dtype=bool)
+        frame = pd.DataFrame({"timestamp": stamps[keep].reset_index(drop=True),
+                              "prediction_id": [e.prediction_id for e in ok if e is not None]})
+        for name in schema.features:
+            kept = [v for v, k in zip(columns[name], keep) if k]
+            frame[name] = (pd.array(kept, dtype="Int64") if name in schema.coded
+                           else pd.array(kept, dtype="string") if name in schema.categorical
+                           else np.array(kept, dtype="float64"))   # None -> NaN: a missing value, kept
+        frame["prediction"] = _target_column(schema, [v for v, k in zip(predicted, keep) if k])
         for c in schema.classes or ():
-            columns[f"proba_{c}"] = np.array([(e.get("proba") or {}).get(str(c), np.nan) for e in kept], dtype="float64")
-        return pd.DataFrame(columns), dead
+            frame[f"proba_{c}"] = np.array([(e.proba or {}).get(str(c), np.nan) for e in ok if e is not None],
+                                           dtype="float64")
+        return frame, [(found[i][0].id, r, _text(found[i][0].data)) for i, r in sorted(reasons.items())]
 
     def _labels(self, schema: ModelSchema, found: list[tuple[Message, dict]]) -> tuple[pd.DataFrame, list]:
         dead, kept = [], []
         for message, event in found:
-            reason = _target_problem(schema, event, LABEL)
+            reason = _target_problem(schema, event.label, LABEL)
             if reason:
                 dead.append((message.id, reason, _text(message.data)))
             else:
                 kept.append(event)
-        frame = pd.DataFrame({"prediction_id": [e["prediction_id"] for e in kept],
-                              "label": _target_column(schema, [e["label"] for e in kept])})
+        frame = pd.DataFrame({"prediction_id": [e.prediction_id for e in kept],
+                              "label": _target_column(schema, [e.label for e in kept])})
         return frame, dead
 
 
-def _prediction_problem(schema: ModelSchema, event: dict) -> str | None:
-    """Why a prediction event does not fit its model, or None (the timestamp is checked by column)."""
-    features = event.get("features")
+def _features_problem(schema: ModelSchema, features: object) -> str:
+    """Why an event's features are not the model's (they are known not to be)."""
     if not isinstance(features, dict):
         return "features must be a JSON object"
     missing = [f for f in schema.features if f not in features]
     if missing:
         return f"missing features: {', '.join(missing[:10])}"
     extra = [str(f)[:60] for f in features if f not in schema.features]
-    if extra:
-        return f"features the model does not read: {', '.join(extra[:10])}"
-    for name in schema.features:
-        value = features[name]
-        if value is not None and (problem := _value_problem(schema, name, value)):
-            return f"feature {name!r}: {problem}"
-    proba = event.get("proba")
-    if proba is not None:
-        if schema.classes is None:
-            return "proba is for classifiers; this model is a regressor"
-        if not isinstance(proba, dict) or set(proba) != {str(c) for c in schema.classes} \
-                or not all(_is_number(p) and 0 <= p <= 1 for p in proba.values()):
-            return f"proba must map each class ({', '.join(map(str, schema.classes))}) to a number in [0, 1]"
-    return _target_problem(schema, event, PREDICTION)
+    return f"features the model does not read: {', '.join(extra[:10])}"
+
+
+def _proba_problem(schema: ModelSchema, proba: object) -> str | None:
+    if proba is None:
+        return None
+    if schema.classes is None:
+        return "proba is for classifiers; this model is a regressor"
+    if not isinstance(proba, dict) or set(proba) != {str(c) for c in schema.classes} \
+            or not all(_is_number(p) and 0 <= p <= 1 for p in proba.values()):
+        return f"proba must map each class ({', '.join(map(str, schema.classes))}) to a number in [0, 1]"
+    return None
+
+
+def _bad_targets(schema: ModelSchema, values: list, ok: list) -> list[int]:
+    """Indices of the events (still ok) whose prediction or label is not a class / finite number."""
+    if schema.classes is None:
+        if set(map(type, values)) <= NUMBER - {type(None)} and np.isfinite(np.array(values, dtype="float64")).all():
+            return []
+    elif set(map(type, values)) <= CLASS_TYPES and {v for v in values if v is not None} <= set(schema.classes):
+        return []
+    return [i for i, v in enumerate(values) if ok[i] is not None and _target_problem_of(schema, v, "")]
 
 
 def _value_problem(schema: ModelSchema, name: str, value: object) -> str | None:
@@ -193,10 +230,11 @@ def _value_problem(schema: ModelSchema, name: str, value: object) -> str | None:
     return None if _is_number(value) else "must be a number"
 
 
-def _target_problem(schema: ModelSchema, event: dict, key: str) -> str | None:
-    if key not in event:
-        return f"no {key}"
-    value = event[key]
+def _target_problem(schema: ModelSchema, value: object, key: str) -> str | None:
+    return f"no {key}" if value is msgspec.UNSET else _target_problem_of(schema, value, key)
+
+
+def _target_problem_of(schema: ModelSchema, value: object, key: str) -> str | None:
     if schema.classes is None:
         return None if _is_number(value) and math.isfinite(value) else f"{key} must be a finite number"
     if isinstance(value, bool) or value not in schema.classes:
@@ -213,7 +251,8 @@ def _target_column(schema: ModelSchema, values: list) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-_decode = msgspec.json.Decoder().decode   # several times faster than json.loads on small objects
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:160]
 
 
 def _is_number(value: object) -> bool:

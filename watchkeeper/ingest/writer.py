@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,6 +42,7 @@ from watchkeeper.ingest.events import Checked
 from watchkeeper.store import MonitoringStore
 
 TMP_PREFIX = ".part-"
+DAY_NS = 86_400 * 10**9
 STALE_SECONDS = 3600.0   # an uncommitted temporary part this old belongs to no running batch
 
 
@@ -95,8 +97,8 @@ class LogWriter:
         """Write the batch's rows of one model and kind as temporary parts, one per day, fsynced,
         and record them in the transaction; returns (temporary, final) paths."""
         if kind == INFERENCE:
-            days = frame["timestamp"].dt.strftime("%Y-%m-%d")
-            by_day = {day: rows for day, rows in frame.groupby(days.to_numpy(), sort=True)}
+            days = frame["timestamp"].array.asi8 // DAY_NS    # UTC days since 1970, without formatting each row
+            by_day = {str(np.datetime64(int(d), "D")): frame[days == d] for d in np.unique(days)}
         else:
             by_day = {arrival_day: frame}
         moves = []
