@@ -69,6 +69,9 @@ class Consumer:
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
         """Consume until `stop()` is true, or no message came for `idle_exit` seconds."""
         self.stats.recovered_parts = self.writer.recover()
+        self._refresh()
+        self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
+                 f"{self.stats.recovered_parts} committed parts rolled forward)")
         started = last_message = last_progress = time.monotonic()
         while not stop():
             now = time.monotonic()

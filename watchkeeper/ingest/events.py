@@ -169,7 +169,7 @@ class EventChecker:
         for name in schema.features:
             kept = [v for v, k in zip(columns[name], keep) if k]
             frame[name] = (pd.array(kept, dtype="Int64") if name in schema.coded
-                           else pd.array(kept, dtype="string") if name in schema.categorical
+                           else np.array(kept, dtype=object) if name in schema.categorical
                            else np.array(kept, dtype="float64"))   # None -> NaN: a missing value, kept
         frame["prediction"] = _target_column(schema, [v for v, k in zip(predicted, keep) if k])
         for c in schema.classes or ():

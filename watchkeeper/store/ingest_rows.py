@@ -35,7 +35,12 @@ class IngestRows:
             params = tuple(v for i in chunk for v in (model, kind, i))
             sql = (f"INSERT INTO {ingested.name} (model, kind, prediction_id) VALUES {values} "  # nosec B608 (our names)
                    "ON CONFLICT DO NOTHING RETURNING prediction_id")
-            new.update(row[0] for row in conn.exec_driver_sql(sql, params))
+            cursor = conn.connection.dbapi_connection.cursor()   # rows fetched in C: no per-row wrapper
+            try:
+                cursor.execute(sql, params)
+                new.update(row[0] for row in cursor.fetchall())
+            finally:
+                cursor.close()
         return new
 
     def stored(self, model: str, kind: str) -> int:
