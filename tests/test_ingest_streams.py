@@ -67,16 +67,17 @@ def start(source: str, folder: Path, url: str, *extra: str) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", "--source", source, "--dir", str(folder),
                                 "--store-url", url, *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
+    process.errors = []
     for line in process.stderr:
         if line.startswith("ingest: consuming"):
-            threading.Thread(target=process.stderr.read, daemon=True).start()   # keep the pipe drained
+            threading.Thread(target=lambda: process.errors.extend(process.stderr), daemon=True).start()   # drained
             return process
     raise AssertionError(f"ingest did not start: {process.wait()} {process.stdout.read()}")
 
 
 def finish(process: subprocess.Popen) -> dict:
-    out, _ = process.communicate(timeout=300)
-    assert process.returncode == 0
+    out = process.stdout.read()
+    assert process.wait(timeout=300) == 0, "".join(process.errors[-20:])
     return json.loads(out.strip().splitlines()[-1])
 
 
