@@ -71,7 +71,8 @@ class LiveConcept:
             state, n_values, alarms = (StreamState.from_dict(saved) if saved else None), 0, []
         new_state, found = resume(state, errors, AUTO)
         first = state.n_seen if state else 0
-        mapped = label_alarms(found, first, joined["prediction_id"].tolist(), joined["timestamp"].astype(str).tolist())
+        stamps = joined["timestamp"].astype(str).tolist() if found else []   # formatted only when an alarm needs them
+        mapped = label_alarms(found, first, joined["prediction_id"].tolist(), stamps)
         self.store.put_stream(model, day, ERRORS, reference.version, n_values + len(errors), new_state.to_dict(),
                               alarms + mapped, tx=tx, source=LIVE)
         if mapped:
@@ -89,16 +90,18 @@ class LiveConcept:
 
     def _join(self, model: str, labels: pd.DataFrame, day: str) -> pd.DataFrame:
         """Labels with their predictions, in arrival order; reads parts it has not seen on a miss."""
+        ids = labels["prediction_id"].to_numpy()
         known = self._lookup(model)
-        if known is None or not labels["prediction_id"].isin(known.index).all():
+        if known is None or (known.index.get_indexer(ids) < 0).any():   # the index's hash table is built once
             self._read_new_parts(model, day)
             known = self._lookup(model)
         if known is None:
             return labels.iloc[:0].assign(prediction=[], timestamp=[])
-        found = labels[labels["prediction_id"].isin(known.index)]
-        matched = known.loc[found["prediction_id"]]
-        return pd.DataFrame({"prediction_id": found["prediction_id"].to_numpy(), "label": found["label"].to_numpy(),
-                             "prediction": matched["prediction"].to_numpy(), "timestamp": matched["timestamp"].to_numpy()})
+        at = known.index.get_indexer(ids)
+        found, at = at >= 0, at[at >= 0]
+        return pd.DataFrame({"prediction_id": ids[found], "label": labels["label"].to_numpy()[found],
+                             "prediction": known["prediction"].to_numpy()[at],
+                             "timestamp": known["timestamp"].iloc[at].reset_index(drop=True)})
 
     def _read_new_parts(self, model: str, day: str) -> None:
         """Predictions written by other consumers (or before this one started), of the days a label

@@ -50,7 +50,7 @@ class NatsSource:
 
         try:
             got = self._run(self.sub.fetch(max_messages, timeout=timeout))
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):   # nats-py raises either when nothing came
             return []
         return [Message(str(m.metadata.sequence.stream), m.data, m) for m in got]
 
