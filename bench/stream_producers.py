@@ -18,8 +18,11 @@ WINDOW = 2_000   # messages in flight per publish window
 
 
 def prediction(model: str, pid: str, timestamp: str, predicted: int, features: dict) -> bytes:
+    """A binary classifier's prediction event (its probabilities agree with the predicted class)."""
+    high = 0.8 if predicted == 1 else 0.2
     return json.dumps({"type": "prediction", "model": model, "prediction_id": pid, "timestamp": timestamp,
-                       "prediction": predicted, "features": features}).encode()
+                       "prediction": predicted, "features": features,
+                       "proba": {"0": round(1 - high, 3), "1": high}}).encode()
 
 
 def label(model: str, pid: str, value: int) -> bytes:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cli.main import main
-from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog
+from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog, files_digest
 from watchkeeper.ingest.events import EventChecker, Message, ModelSchema
 from watchkeeper.ingest.sources.kafka_topic import KafkaSource, consumer_config, offsets_to_commit
 from watchkeeper.ingest.writer import LogWriter
@@ -32,7 +32,7 @@ def reference() -> ModelReference:
 
 def event(pid: str, **changes) -> bytes:
     body = {"type": "prediction", "model": "churn", "prediction_id": pid, "timestamp": f"{DAY}T10:00:00Z",
-            "prediction": 1, "features": {"x": 0.5, "plan": "a", "code": 2}}
+            "prediction": 1, "features": {"x": 0.5, "plan": "a", "code": 2}, "proba": {"0": 0.3, "1": 0.7}}
     return json.dumps({**body, **changes}).encode()
 
 
@@ -58,6 +58,8 @@ def test_each_malformed_event_is_a_dead_letter_with_its_own_reason_and_the_rest_
         event("k", features={"x": 1.0, "plan": "a", "code": 1.5}),
         event("p", prediction=3),
         event("s", timestamp="yesterday"),
+        event("q", proba=None),
+        event("r", proba={"0": 0.3, "yes": 0.7}),
         event("ok-2", features={"x": None, "plan": "b", "code": 0}),
         json.dumps({"type": "label", "model": "churn", "prediction_id": "ok-1", "label": "yes"}).encode(),
         json.dumps({"type": "label", "model": "churn", "prediction_id": "ok-1", "label": 0}).encode(),
@@ -73,8 +75,10 @@ def test_each_malformed_event_is_a_dead_letter_with_its_own_reason_and_the_rest_
     assert reasons["8"] == "feature 'code': must be an integer code"
     assert "prediction '3' is not one of the classes 0, 1" in reasons["9"]
     assert reasons["10"] == "timestamp is not an ISO 8601 time"
-    assert "label 'yes' is not one of the classes" in reasons["12"]
-    assert len(reasons) == 11
+    assert reasons["11"] == "proba is required for a classifier (a number per class)"
+    assert reasons["12"].startswith("proba must map each class (0, 1)")
+    assert "label 'yes' is not one of the classes" in reasons["14"]
+    assert len(reasons) == 13
     rows = checked.rows[("churn", INFERENCE)]
     assert rows["prediction_id"].tolist() == ["ok-1", "ok-2"] and np.isnan(rows["x"].iloc[1])
     assert checked.rows[("churn", LABELS)]["label"].tolist() == [0]
@@ -89,6 +93,7 @@ def writer(tmp_path) -> LogWriter:
 
 def test_a_redelivered_batch_is_stored_once_and_the_day_reads_as_one_window(writer, checker, tmp_path):
     first = writer.commit(checker.check(messages(event("a"), event("b"), event("a"))), DAY)
+    before = files_digest(InferenceLog(tmp_path).scan(INFERENCE, "2026-11-01", DAY, DAY).files)
     again = writer.commit(checker.check(messages(event("b"), event("c"), b"junk")), DAY)
     assert (first.stored[INFERENCE], first.duplicates) == (2, 1)
     assert (again.stored[INFERENCE], again.duplicates, again.dead) == (1, 1, 1)
@@ -96,6 +101,7 @@ def test_a_redelivered_batch_is_stored_once_and_the_day_reads_as_one_window(writ
     assert sorted(log.read_predictions("churn", DAY)["prediction_id"]) == ["a", "b", "c"]
     listing = log.scan(INFERENCE, "2026-11-01", DAY, DAY)
     assert [f.day for f in listing.files] == [DAY] and not listing.skipped
+    assert files_digest(listing.files) != before       # a new part is a changed day: the sensor evaluates it again
     assert writer.store.ingest_rows.dead_letters()[0]["payload"] == "junk"
 
 
@@ -104,7 +110,7 @@ def test_a_committed_part_left_unrenamed_by_a_crash_is_rolled_forward_and_never_
     folder = tmp_path / INFERENCE / "churn" / f"{DAY}.parquet"
     (part,) = folder.glob("part-*.parquet")
     part.rename(folder / f".{part.name}.tmp")          # the state a kill between commit and rename leaves
-    assert InferenceLog(tmp_path).read_predictions("churn", DAY).empty
+    assert InferenceLog(tmp_path).read_predictions("churn", DAY) is None   # no part to read: no day yet
     assert writer.commit(checker.check(messages(event("a"), event("b"))), DAY).stored[INFERENCE] == 0
     assert writer.recover() == 1
     assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == ["a", "b"]

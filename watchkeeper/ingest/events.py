@@ -10,7 +10,7 @@ An event is one JSON object per message:
 per (model, kind), and dead letters with their reason. The model's stored reference decides
 what is valid: the features it reads (no more, no fewer) and their kind (numbers for numeric
 features; for categorical ones, integer codes or strings as in the reference), the classes a
-classifier predicts, and `proba` (optional) naming exactly those classes. A redelivered event
+classifier predicts, and (classifiers only) `proba` naming exactly those classes. A redelivered event
 is not an error here: duplicates by prediction id are the writer's business (watchkeeper.ingest.writer).
 
 Checks are by column where they can be (timestamps parse in one call per batch), and each
@@ -141,7 +141,7 @@ class EventChecker:
             features = event.features
             if not isinstance(features, dict) or features.keys() != wanted:
                 reasons[i] = _features_problem(schema, features)
-            elif event.proba is not None and (problem := _proba_problem(schema, event.proba)):
+            elif (problem := _proba_problem(schema, event.proba)) is not None:
                 reasons[i] = problem
             elif event.prediction is msgspec.UNSET:
                 reasons[i] = "no prediction"
@@ -173,7 +173,7 @@ class EventChecker:
                            else np.array(kept, dtype="float64"))   # None -> NaN: a missing value, kept
         frame["prediction"] = _target_column(schema, [v for v, k in zip(predicted, keep) if k])
         for c in schema.classes or ():
-            frame[f"proba_{c}"] = np.array([(e.proba or {}).get(str(c), np.nan) for e in ok if e is not None],
+            frame[f"proba_{c}"] = np.array([e.proba[str(c)] for e in ok if e is not None],
                                            dtype="float64")
         return frame, [(found[i][0].id, r, _text(found[i][0].data)) for i, r in sorted(reasons.items())]
 
@@ -202,8 +202,10 @@ def _features_problem(schema: ModelSchema, features: object) -> str:
 
 
 def _proba_problem(schema: ModelSchema, proba: object) -> str | None:
+    """A classifier's events carry `proba` (its windows keep proba_<class> columns, which
+    performance estimates read); a regressor's carry none."""
     if proba is None:
-        return None
+        return None if schema.classes is None else "proba is required for a classifier (a number per class)"
     if schema.classes is None:
         return "proba is for classifiers; this model is a regressor"
     if not isinstance(proba, dict) or set(proba) != {str(c) for c in schema.classes} \
