@@ -132,9 +132,18 @@ def test_sigkilled_consumers_leave_every_event_in_the_log_exactly_once(stream, t
 def test_two_consumers_of_one_group_share_the_stream_and_store_each_event_once(stream, tmp_path):
     url, _ = make_store(tmp_path, ["churn"])
     stamp = f"{TODAY}T00:00:01Z"
-    stream.publish(prediction("churn", f"p{i}", stamp, i % 2, FEATURES) for i in range(6000))
-    consumers = [start(stream.source, tmp_path, url, "--consumer", name, "--batch", "100", "--idle-exit", "4")
-                 for name in ("c1", "c2")]
+    consumers = [start(stream.source, tmp_path, url, "--consumer", name, "--batch", "100") for name in ("c1", "c2")]
+    try:
+        for start_at in range(0, 6000, 200):      # both are consuming before the first event
+            stream.publish(prediction("churn", f"p{i}", stamp, i % 2, FEATURES) for i in range(start_at, start_at + 200))
+            time.sleep(0.02)
+        deadline = time.monotonic() + 120
+        while len(logged_ids(tmp_path, "churn")) < 6000:
+            assert time.monotonic() < deadline, "the events were not all stored"
+            time.sleep(0.5)
+    finally:
+        for consumer in consumers:
+            consumer.send_signal(signal.SIGTERM)
     summaries = [finish(c) for c in consumers]
     assert all(s["predictions"] > 0 for s in summaries), summaries
     assert sum(s["predictions"] for s in summaries) == 6000
