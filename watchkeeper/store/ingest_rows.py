@@ -33,7 +33,7 @@ class IngestRows:
             chunk = ids[start:start + CHUNK]
             values = ",".join([f"({mark},{mark},{mark})"] * len(chunk))
             params = tuple(v for i in chunk for v in (model, kind, i))
-            sql = (f"INSERT INTO {ingested.name} (model, kind, prediction_id) VALUES {values} "  # nosec B608 (our names)
+            sql = (f"INSERT INTO {ingested.name} (model, kind, prediction_id) VALUES {values} "  # our table name and placeholders only  # nosec B608
                    "ON CONFLICT DO NOTHING RETURNING prediction_id")
             cursor = conn.connection.dbapi_connection.cursor()   # rows fetched in C: no per-row wrapper
             try:
