@@ -83,7 +83,7 @@ class NatsProducer:
 
     def drop(self) -> None:
         try:
-            self.loop.run_until_complete(self.js.delete_stream(self.stream))
+            self.loop.run_until_complete(self.nc.jetstream(timeout=60).delete_stream(self.stream))
         finally:
             self.loop.run_until_complete(self.nc.close())
             self.loop.close()
