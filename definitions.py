@@ -1,7 +1,8 @@
 """The Watchkeeper code location: assembles assets, jobs, sensors and resources.
 
 Every resource reads its address from the environment (WATCHKEEPER_* variables, set by
-`make demo` for the embedded default), so nothing here depends on where it runs.
+`make demo` for the embedded default), so nothing here depends on where it runs; so does the
+executor (WATCHKEEPER_EXECUTOR=celery on the production profile, docs/scale.md).
 """
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from monitoring_assets import ASSETS, JOBS
+from monitoring_assets.execution import executor_from_environment
 from resources import AlertingResource, InferenceLogResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from sensors import SENSORS
 
@@ -24,6 +26,7 @@ defs = dg.Definitions(
     assets=ASSETS,
     jobs=JOBS,
     sensors=SENSORS,
+    executor=executor_from_environment(),
     resources={
         "mlflow_registry": MlflowRegistryResource(tracking_uri=dg.EnvVar("WATCHKEEPER_MLFLOW_URI")),
         "monitoring_store": MonitoringStoreResource(url=dg.EnvVar("WATCHKEEPER_STORE_URL")),

@@ -12,7 +12,8 @@ until the day's window exists.
 A run key is made of one day's files only (which files, their times and sizes), so a day
 whose files did not change is never asked for again, not even by a sensor turned on with no
 cursor after a replay (the daemon launches each run key once), and a new or rewritten file
-asks for exactly the runs it needs. The cursor is described in sensors/drop_cursor.py.
+asks for exactly the runs it needs. The cursor is described in sensors/drop_cursor.py. With
+WATCHKEEPER_SHARDS above 1 each run becomes one run per shard of the fleet (monitoring_assets/sharding.py).
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ import dagster as dg
 from monitoring_assets.external import inference_log, labels
 from monitoring_assets.jobs import evaluate_window_job, refresh_labels_job
 from monitoring_assets.partitions import MAX_LABEL_DELAY_DAYS, daily_windows
+from monitoring_assets.sharding import shard_requests, shards_from_environment
 from resources import InferenceLogResource
 from sensors.drop_cursor import RECENT_DAYS, DropCursor, by_day
 from sensors.skips import log_skipped, skipped_observation
 from watchkeeper.inference_log import INFERENCE, LABELS, DropFile, InferenceLog, Listing, files_digest
+from watchkeeper.lineage import file_version
 
 LABEL_BUDGET_SECONDS = 40.0   # no new arrival day is matched to windows after this; ticks must end within 60 s
 SOURCES = {INFERENCE: inference_log.key, LABELS: labels.key}
 WHAT = {INFERENCE: "inference files", LABELS: "label files"}
+DATA_VERSION_TAG = "dagster/data_version"   # Dagster's tag for an event's data version (external assets)
 
 
 @dataclass
@@ -63,11 +67,11 @@ def inference_sensor(context: dg.SensorEvaluationContext, drop_folder: Inference
     new_days = cursor.seen(INFERENCE).changes(predictions, horizon)
     matched = match_labels(log, cursor.seen(LABELS).changes(listings[LABELS].files, horizon), predictions)
     of_day = by_day(predictions)
-    runs = [dg.RunRequest(job_name=evaluate_window_job.name, partition_key=day,
-                          run_key=f"{day}@{files_digest(of_day[day])}") for day in sorted(new_days)]
-    runs += [dg.RunRequest(job_name=refresh_labels_job.name, partition_key=day,
-                           run_key=f"{day}@labels:{files_digest(files)}")
-             for day, files in sorted(matched.windows.items()) if day not in new_days]
+    shards = shards_from_environment()
+    runs = [run for day in sorted(new_days)
+            for run in shard_requests(evaluate_window_job.name, day, f"{day}@{files_digest(of_day[day])}", shards)]
+    runs += [run for day, files in sorted(matched.windows.items()) if day not in new_days
+             for run in shard_requests(refresh_labels_job.name, day, f"{day}@labels:{files_digest(files)}", shards)]
     arrived = [_arrival(inference_log.key, f) for files in new_days.values() for f in files]
     arrived += [_arrival(labels.key, f) for files in matched.done.values() for f in files
                 if f.name not in matched.unreadable]
@@ -132,5 +136,12 @@ def _report(context: dg.SensorEvaluationContext, cursor: DropCursor, listings: d
 
 
 def _arrival(key: dg.AssetKey, file: DropFile) -> dg.AssetMaterialization:
-    return dg.AssetMaterialization(asset_key=key, partition=file.day,
-                                   metadata={"model": file.model, "path": dg.MetadataValue.path(str(file.path))})
+    """A file that landed, with the version of its bytes as its data version: lineage starts at the
+    exact file a window was read from (a file that vanished meanwhile is versioned by its stat)."""
+    try:
+        version = file_version(file.path)
+    except OSError:
+        version = f"unreadable:{file.mtime_ns}:{file.size}"
+    return dg.AssetMaterialization(asset_key=key, partition=file.day, tags={DATA_VERSION_TAG: version},
+                                   metadata={"model": file.model, "path": dg.MetadataValue.path(str(file.path)),
+                                             "data_version": version})

@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -117,8 +117,9 @@ class QualitySuite:
     'severe: x: column missing'
     """
 
-    def __init__(self, tolerance: QualityTolerance = QualityTolerance()) -> None:
-        self.tolerance = tolerance
+    def __init__(self, tolerance: QualityTolerance = QualityTolerance(), hidden: Collection[str] = ()) -> None:
+        """hidden: sensitive columns, whose problems are told without example values."""
+        self.tolerance, self.hidden = tolerance, frozenset(hidden)
 
     def fit(self, profile: ReferenceProfile) -> QualitySuite:
         gxe = _expectations_module()
@@ -143,7 +144,8 @@ class QualitySuite:
         schema = _problems(_run([self.columns_] + [e for e in self.types_ if e.column in present], frame))
         usable = present - {p.column for p in schema}
         values = [e for e in self.values_ if getattr(e, "column", None) in usable | {None}]
-        return QualityResult(len(frame), _worst(schema + _problems(_run(values, frame))))
+        found = _worst(schema + _problems(_run(values, frame)))
+        return QualityResult(len(frame), [_without_examples(p) if p.column in self.hidden else p for p in found])
 
 
 # ---------------------------------------------------------------- expectations from a profile
@@ -170,34 +172,53 @@ def _row_count(gxe, t: QualityTolerance) -> list:
                                                severity=_GX_SEVERITY[WARNING], meta=meta)]
 
 
+def null_limits(f: FeatureProfile, t: QualityTolerance) -> tuple[float, float]:
+    """(warning, severe) shares of missing values for a column: the reference's rate plus the tolerance."""
+    return f.missing_rate + t.null_warning, f.missing_rate + t.null_severe
+
+
 def _nulls(gxe, f: FeatureProfile, t: QualityTolerance) -> list:
     make = functools.partial(gxe.ExpectColumnValuesToNotBeNull, column=f.name)
-    return _graded(make, f.missing_rate + t.null_warning, f.missing_rate + t.null_severe,
-                   {"check": NULLS, "reference": f.missing_rate})
+    return _graded(make, *null_limits(f, t), {"check": NULLS, "reference": f.missing_rate})
 
 
-def _range(gxe, f: FeatureProfile, t: QualityTolerance) -> list:
-    """Values within the reference range widened by `range_margin` of it on each side.
+def range_limits(f: FeatureProfile, t: QualityTolerance) -> tuple[float, float, float, float] | None:
+    """(low, high, warning share, severe share) of a numeric column; None without a reference range.
 
+    Values must lie within the reference range widened by `range_margin` of it on each side.
     A fresh value from the reference distribution falls outside the range of n reference
     values with probability 2 / (n + 1) (order statistics), which is 1.6% for a 124-row
     reference: that share is added to both limits, so small references do not warn on chance.
     """
     if f.min is None:  # an all-missing reference column has no range
-        return []
+        return None
     span = (f.max - f.min) or abs(f.min) or 1.0  # a constant feature: a margin relative to its value
-    low, high = f.min - t.range_margin * span, f.max + t.range_margin * span
     chance = 2.0 / (f.count + 1)
+    return (f.min - t.range_margin * span, f.max + t.range_margin * span,
+            t.range_warning + chance, t.range_severe + chance)
+
+
+def _range(gxe, f: FeatureProfile, t: QualityTolerance) -> list:
+    limits = range_limits(f, t)
+    if limits is None:
+        return []
+    low, high, warning, severe = limits
     make = functools.partial(gxe.ExpectColumnValuesToBeBetween, column=f.name, min_value=low, max_value=high)
-    return _graded(make, t.range_warning + chance, t.range_severe + chance,
-                   {"check": RANGE, "reference": [f.min, f.max]})
+    return _graded(make, warning, severe, {"check": RANGE, "reference": [f.min, f.max]})
+
+
+def allowed_categories(f: FeatureProfile) -> list[Any] | None:
+    """The raw values a categorical column may hold; None when the profile folded a tail it no
+    longer knows into OTHER (then any value may be one of the tail's)."""
+    if not f.categories or OTHER in f.categories:
+        return None
+    return sorted({v for label in f.categories for v in _label_values(label)}, key=repr)
 
 
 def _categories(gxe, f: FeatureProfile, t: QualityTolerance) -> list:
-    """Values must be reference categories, unless the profile folded a tail it no longer knows into OTHER."""
-    if not f.categories or OTHER in f.categories:
+    allowed = allowed_categories(f)
+    if allowed is None:
         return []
-    allowed = sorted({v for label in f.categories for v in _label_values(label)}, key=repr)
     make = functools.partial(gxe.ExpectColumnValuesToBeInSet, column=f.name, value_set=allowed)
     return _graded(make, t.category_warning, t.category_severe, {"check": CATEGORIES})
 
@@ -289,6 +310,12 @@ def _worst(problems: list[QualityProblem]) -> list[QualityProblem]:
         if current is None or (p.severity == SEVERE and current.severity != SEVERE):
             kept[(p.check, p.column)] = p
     return list(kept.values())
+
+
+def _without_examples(problem: QualityProblem) -> QualityProblem:
+    """A problem of a sensitive column, told without its example values."""
+    detail = problem.detail.replace(_quoted(problem.examples), "") if problem.examples else problem.detail
+    return replace(problem, detail=detail, examples=[])
 
 
 def _examples(result: Mapping) -> list[Any]:

@@ -16,17 +16,21 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from watchkeeper.frames import read_parquet
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.performance import BINARY, TASKS
+from watchkeeper.privacy.sensitive import SENSITIVE_TAG, tagged_columns
 
 from watchkeeper.reference import TARGET
+from watchkeeper.security import residency
 
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
 CHAMPION = "champion"
 TRAIN_ARTIFACT, VALIDATION_ARTIFACT = "reference/train.parquet", "reference/validation.parquet"
 REFERENCE_TARGET = TARGET   # the label column of the reference frames
+PAGE = 1000                 # entries per registry call (MLflow's sqlite and REST stores accept it)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Champion:
     version: str
     run_id: str
     task: str
+    sensitive: frozenset[str] = frozenset()     # columns named by the registered model's sensitive tag
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Monitored:
 
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
+        residency.check(residency.AGGREGATES, "MLflow tracking", tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -53,48 +59,57 @@ class Registry:
         return self.monitored().champions
 
     def monitored(self) -> Monitored:
-        """Every monitored model's champion, and the models meant to be monitored that cannot be."""
+        """Every monitored model's champion, and the models meant to be monitored that cannot be.
+
+        Two paged reads whatever the fleet's size: the registered models (names, tags, aliases)
+        and every model version (their runs), never one call per model per tick.
+        """
         found, skipped = {}, {}
-        for model in self._registered_models():
+        models = self._paged(self.client.search_registered_models)
+        runs: dict[str, dict[str, str]] = {}
+        for version in self._paged(self.client.search_model_versions):
+            runs.setdefault(version.name, {})[str(version.version)] = version.run_id
+        for model in models:
             tagged = model.tags.get(MONITORED_TAG, "").lower() == "true"
             if CHAMPION not in model.aliases and not tagged:
                 continue
             try:
-                found[model.name] = self._champion(model)
+                found[model.name] = self._champion(model, runs.get(model.name, {}))
             except (MlflowException, OSError, ValueError) as e:   # this entry only; the registry answers
                 skipped[model.name] = one_line(e)
         return Monitored(found, skipped)
 
-    def _champion(self, model) -> Champion:
-        """The serving version of a registered model; ValueError saying why it cannot be monitored."""
+    def _champion(self, model, runs: dict[str, str]) -> Champion:
+        """The serving version of a registered model (`runs`: its versions' runs); ValueError
+        saying why it cannot be monitored."""
         problem = model_name_problem(model.name)
         task = model.tags.get(TASK_TAG, BINARY)
         if problem:
             raise ValueError(f"its name {problem}")
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r} in tag {TASK_TAG} (one of {', '.join(TASKS)})")
-        version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
-        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task)
-
-    def _newest_version(self, name: str) -> str:
-        versions = self.client.search_model_versions(f"name='{name}'")
-        if not versions:
+        if not runs:
             raise ValueError("it is tagged to be monitored but has no version")
-        return str(max(int(v.version) for v in versions))
+        version = str(model.aliases.get(CHAMPION) or max(runs, key=int))
+        if version not in runs:
+            raise ValueError(f"its champion alias points at version {version}, which the registry does not list")
+        return Champion(model.name, version, runs[version], task, tagged_columns(model.tags.get(SENSITIVE_TAG)))
 
-    def _registered_models(self) -> list:
-        models, token = [], None
+    @staticmethod
+    def _paged(search) -> list:
+        """Every entry of an MLflow search, page by page (PAGE entries a call)."""
+        entries, token = [], None
         while True:
-            page = self.client.search_registered_models(max_results=500, page_token=token)
-            models.extend(page)
+            page = search(max_results=PAGE, page_token=token)
+            entries.extend(page)
             token = page.token
             if not token:
-                return models
+                return entries
 
     def reference_frames(self, champion: Champion) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The training (reference) and validation frames logged with the champion's run."""
         with TemporaryDirectory() as tmp:
-            frames = [pd.read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
+            frames = [read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
         return frames[0], frames[1]
 

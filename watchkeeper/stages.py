@@ -25,8 +25,10 @@ from watchkeeper.history import stored_history
 from watchkeeper.inference_log import MAX_LABEL_DELAY_DAYS, InferenceLog, window_problems
 from watchkeeper.multivariate import load_detector
 from watchkeeper.performance import MetricValue, compute_metrics, segment_metrics
+from watchkeeper.privacy.sensitive import SensitiveColumns
 from watchkeeper.quality import FAILED as QUALITY_FAILED
-from watchkeeper.quality import QualityResult, QualitySuite
+from watchkeeper.precheck import validate_window
+from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore, StoredMetric
 from watchkeeper.telemetry import EvaluationStep
@@ -55,6 +57,11 @@ class StageContext:
             self.keep_frame(self.log.read_window(self.reference.model, self.day))
         return self._frame
 
+    def sensitive(self) -> SensitiveColumns:
+        """The columns masked in this window: those of the reference and those the config names now."""
+        stored, configured = self.reference.sensitive, self.config.privacy.sensitive
+        return SensitiveColumns(stored.columns | configured.columns, max(stored.min_count, configured.min_count))
+
     def keep_frame(self, frame: pd.DataFrame | None) -> None:
         self._frame, self._frame_known = frame, True
 
@@ -81,7 +88,8 @@ class Stage:
 
 
 def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationStep) -> None:
-    """Read the logged predictions, note what is wrong with them, keep them, and check their quality.
+    """Read the logged predictions, note what is wrong with them, keep them, and check their quality
+    (the vectorised pre-check, and Great Expectations on what it cannot clear: watchkeeper.precheck).
 
     The rows are kept whatever is found (nothing is dropped); a window that fails data quality
     severely is kept out of drift (the `drift` stage reads the verdict).
@@ -90,6 +98,9 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
     model, version, day = reference.model, reference.version, context.day
     context.keep_frame(None)   # until read: a failed read must not fall back to an older kept window
     frame = context.log.read_predictions(model, day)
+    sensitive = context.sensitive()
+    if frame is not None:
+        frame = sensitive.mask(frame)          # nothing below, the kept window included, sees a raw value
     if frame is None:
         step.set(rows=0)
         outcome.rows, outcome.problems = 0, ["no predictions logged"]
@@ -100,7 +111,7 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
     path = context.log.write_window(model, day, frame)
     store.put_window(model, day, version, len(frame), outcome.problems, str(path))
     context.keep_frame(frame)
-    outcome.quality = QualitySuite().fit(reference.profile).validate(frame)
+    outcome.quality = validate_window(reference.profile, frame, f"{model}@{day}", hidden=sensitive.columns)
     store.put_quality(model, day, version, outcome.quality.status, outcome.quality.to_dict())
 
 
@@ -218,9 +229,17 @@ def _advance(context: StageContext, stream: str, values: pd.DataFrame | None) ->
     state = StreamState.from_dict(saved) if saved else None
     new_state, alarms = resume(state, values["value"].to_numpy(), AUTO)
     first = state.n_seen if state else 0
-    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), values["timestamp"].astype(str).tolist())
+    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first))
     store.put_stream(reference.model, day, stream, reference.version, len(values), new_state.to_dict(), mapped)
     return len(mapped)
+
+
+def _alarm_times(timestamps: pd.Series, alarms: list[int], first: int) -> list[str | None]:
+    """The window's timestamps as text where an alarm needs one (formatting every row's date
+    was a tenth of a window's evaluation), None elsewhere."""
+    rows = [a - first for a in alarms if 0 <= a - first < len(timestamps)]
+    shown = dict(zip(rows, timestamps.iloc[rows].astype(str)))
+    return [shown.get(i) for i in range(len(timestamps))]
 
 
 # ---------------------------------------------------------------- the verdict

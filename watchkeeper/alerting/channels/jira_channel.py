@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from jira import JIRA, JIRAError
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_https, require_text, require_timeout
+from watchkeeper.alerting.channels.config import ca_bundle_setting, require_https, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.channels.severity import JIRA_PRIORITY_NAMES, PRIORITY_LABELS, itil_fields
@@ -60,11 +60,15 @@ class JiraChannel:
     timeout : seconds per HTTP request.
     priority_names : ITIL priority (1..5) -> Jira priority name.
     allow_http_loopback : accept an http:// server on a loopback host (local stand-ins); https otherwise.
+    ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
+
+    opens_tickets = True   # its deliveries are audited as tickets
 
     def __init__(self, server: str, project: str, issue_type: str = "Bug", user: str | None = None,
                  token_env: str = "JIRA_API_TOKEN", name: str = "jira", timeout: float = 5.0,
-                 priority_names: Mapping[int, str] = JIRA_PRIORITY_NAMES, allow_http_loopback: bool = False) -> None:
+                 priority_names: Mapping[int, str] = JIRA_PRIORITY_NAMES, allow_http_loopback: bool = False,
+                 ca_bundle: str | None = None) -> None:
         require_https("Jira", allow_http_loopback, server=server)
         require_text("Jira", project=project, issue_type=issue_type, token_env=token_env, name=name)
         if not PROJECT_KEY.fullmatch(project):   # it is quoted into JQL: no quote may end the string
@@ -72,6 +76,7 @@ class JiraChannel:
         require_timeout("Jira", timeout)
         if set(priority_names) != set(PRIORITY_LABELS):
             raise ValueError(f"Jira channel: priority_names needs a name for each ITIL priority {sorted(PRIORITY_LABELS)}")
+        self.verify = ca_bundle_setting("Jira", ca_bundle)
         self.server = server
         self.project = project
         self.issue_type = issue_type
@@ -80,6 +85,11 @@ class JiraChannel:
         self.name = name
         self.timeout = timeout
         self.priority_names = dict(priority_names)
+
+    @property
+    def destination(self) -> str | None:
+        """The Jira server: where every request goes (residency checks it before a send)."""
+        return self.server
 
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Jira")
@@ -100,7 +110,7 @@ class JiraChannel:
         which tells Cloud (search/jql) from Data Center (search)."""
         auth = {"basic_auth": (self.user, token)} if self.user else {"token_auth": token}
         try:
-            return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False},
+            return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False, "verify": self.verify},
                         **auth)
         except (KeyError, TypeError, AttributeError) as exc:   # the client parsing a serverInfo it did not expect
             raise ChannelError(f"Jira: unexpected answer to serverInfo (no {exc})") from None
