@@ -54,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     from cli.exporter import add_exporter_parser
     from cli.fleet import add_fleet_parser
     from cli.gate import add_gate_parser
+    from cli.ingest import add_ingest_parser
     from cli.privacy import add_privacy_parsers
     from cli.ui import add_ui_parser
     add_exporter_parser(commands)
+    add_ingest_parser(commands)
     add_ui_parser(commands)
     add_privacy_parsers(commands)
     add_gate_parser(commands)
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)
+        if args.command == "ingest":
+            from cli.ingest import ingest_command
+            return ingest_command(args)
         if args.command == "exporter":
             from cli.exporter import exporter_command
             return exporter_command(args)

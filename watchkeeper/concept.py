@@ -41,6 +41,8 @@ __all__ = ["AUTO", "DETECTORS", "AutoDetector", "StreamInputError", "StreamState
            "label_alarms", "make_detector", "prediction_stream_signal", "resume"]
 
 AUTO = "auto"
+ERRORS, PREDICTIONS = "errors", "predictions"  # the two concept-drift streams of a model (stored per day)
+LIVE = "live"  # a stream's day fed by `watchkeeper ingest` as labels arrived (watchkeeper.ingest.live)
 AUTO_DELTA = 0.01  # river's ADWIN default is 0.002: measured in docs/concept_drift.md
 AUTO_CLOCK = 1  # river's default is 32, i.e. up to 31 elements of extra delay
 STATE_PURPOSE = "concept.stream_state"  # what a stored state's signature is bound to

@@ -61,7 +61,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
 
 
 def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """One Parquet file as a frame; a truncated or corrupted file is a DataFileError, not a pyarrow error."""
+    """One Parquet file (or a folder of parts, in name order) as a frame; a truncated or corrupted file is a DataFileError, not a pyarrow error."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -70,8 +70,10 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
 
     path = Path(path)
     try:
-        source = pq.ParquetFile(parquet_input(path))
-        names = source.schema_arrow.names
+        # A folder is a dataset of parts (what `watchkeeper ingest` appends, one part per batch);
+        # its hidden and _-prefixed files (parts being written) are not read.
+        source = pq.ParquetDataset(path) if path.is_dir() else pq.ParquetFile(parquet_input(path))
+        names = source.schema.names if path.is_dir() else source.schema_arrow.names
         _check_names(path, names)
         absent = [c for c in columns or () if c not in names]
         if absent:

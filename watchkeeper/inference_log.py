@@ -1,7 +1,8 @@
 """The inference log and its late labels, as Parquet files in a drop folder.
 
 Layout (the contract with whatever writes predictions):
-  <root>/inference/<model>/<YYYY-MM-DD>.parquet   predictions made that day
+  <root>/inference/<model>/<YYYY-MM-DD>.parquet   predictions made that day (a file, or a folder
+                                                  of parts that `watchkeeper ingest` appends to)
   <root>/labels/<model>/<YYYY-MM-DD>.parquet      labels that *arrived* that day
   <root>/windows/<model>/<YYYY-MM-DD>.parquet     validated production windows (written here)
 Labels join predictions by `prediction_id` whenever they arrive, so a window's labels
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -130,6 +132,8 @@ class InferenceLog:
             for entry in self._entries(Path(folder.path), listing):
                 problem = self._file_problem(entry, first, today)
                 stat = None if problem else _stat(entry)
+                if stat is None and not problem and entry.is_dir():
+                    continue   # a day whose first part is still being written: next time
                 if stat is None:
                     listing.skipped.append(Skipped(self._name(entry.path), problem or "vanished or cannot be read"))
                     continue
@@ -170,10 +174,8 @@ class InferenceLog:
         day = entry.name.removesuffix(SUFFIX)
         if entry.is_symlink() and not self._inside(Path(entry.path)):   # its folder is known to be inside
             return LINK_OUT
-        if entry.is_dir():
-            return "a nested folder"
         if not entry.name.endswith(SUFFIX) or not _is_date(day):
-            return f"not named YYYY-MM-DD{SUFFIX}"
+            return "a nested folder" if entry.is_dir() else f"not named YYYY-MM-DD{SUFFIX}"
         if day < first:
             return f"dated before the first window, {first}"
         if day > today:
@@ -192,11 +194,11 @@ class InferenceLog:
 
     def read_predictions(self, model: str, day: str) -> pd.DataFrame | None:
         path = self.root / INFERENCE / model / f"{day}.parquet"
-        return read_file(path) if path.exists() else None
+        return read_file(path) if has_rows(path) else None
 
     def read_labels(self, model: str) -> pd.DataFrame:
         """All labels of a model that have arrived so far (one row per prediction id)."""
-        paths = sorted((self.root / LABELS / model).glob("*.parquet"))
+        paths = sorted(p for p in (self.root / LABELS / model).glob("*.parquet") if has_rows(p))
         if not paths:
             return pd.DataFrame({"prediction_id": pd.Series(dtype=str), "label": pd.Series(dtype=float)})
         labels = pd.concat([read_file(p, LABEL_COLUMNS) for p in paths], ignore_index=True)
@@ -215,7 +217,7 @@ class InferenceLog:
     def read_arrivals(self, model: str, arrival_day: str) -> pd.DataFrame | None:
         """The labels that arrived on one day (the next elements of the model's error stream)."""
         path = self.root / LABELS / model / f"{arrival_day}.parquet"
-        return read_file(path, LABEL_COLUMNS) if path.exists() else None
+        return read_file(path, LABEL_COLUMNS) if has_rows(path) else None
 
     def label_days(self, arrival: DropFile, predictions: Iterable[DropFile], max_delay_days: int) -> LabelDays:
         """The windows whose labels arrived in one label file: the windows to refresh.
@@ -244,7 +246,7 @@ class InferenceLog:
             return set()
 
     def window_days(self, model: str) -> list[str]:
-        return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet"))
+        return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet") if has_rows(p))
 
     def write_window(self, model: str, day: str, frame: pd.DataFrame) -> Path:
         residency.check(residency.ROWS, "window storage", self.root / WINDOWS)
@@ -253,6 +255,18 @@ class InferenceLog:
     def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         path = self.root / WINDOWS / model / f"{day}.parquet"
         return read_file(path, columns) if path.exists() else None
+
+
+def has_rows(path: Path) -> bool:
+    """Whether a day is there to read: a file, or a folder with at least one part (a folder whose
+    first part is still being written is not a day yet)."""
+    if path.is_dir():
+        return any(_is_part(name) for name in os.listdir(path))
+    return path.exists()
+
+
+def _is_part(name: str) -> bool:
+    return name.endswith(SUFFIX) and not name.startswith((".", "_"))
 
 
 def window_problems(frame: pd.DataFrame, features: list[str], day: str) -> list[str]:
@@ -300,8 +314,20 @@ def _is_date(text: str) -> bool:
         return False
 
 
-def _stat(entry: os.DirEntry) -> os.stat_result | None:
+class _Version(NamedTuple):
+    st_mtime_ns: int
+    st_size: int
+
+
+def _stat(entry: os.DirEntry) -> _Version | None:
+    """A file's version; for a day written in parts (a folder), the folder's modification time,
+    which moves with every part renamed into it, and the parts' total size."""
     try:
-        return entry.stat()
+        stat = entry.stat()
+        if not entry.is_dir():
+            return _Version(stat.st_mtime_ns, stat.st_size)
+        with os.scandir(entry.path) as parts:
+            sizes = [p.stat().st_size for p in parts if _is_part(p.name)]
     except OSError:
         return None
+    return _Version(stat.st_mtime_ns, sum(sizes)) if sizes else None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from watchkeeper.concept import AUTO, StreamState, label_alarms, resume
+from watchkeeper.concept import AUTO, ERRORS, LIVE, PREDICTIONS, StreamState, label_alarms, resume
 from watchkeeper.config import ModelConfig
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.estimation import CBPE
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from watchkeeper.monitor import ModelWindow
 
 ESTIMATED = "estimated_"   # prefix of CBPE estimates among a window's stored metrics
-ERRORS, PREDICTIONS = "errors", "predictions"   # the two concept-drift streams of a model
 
 
 @dataclass
@@ -237,10 +236,14 @@ def _predicted_class(reference: ModelReference, window: pd.DataFrame | None) -> 
 
 
 def _advance(context: StageContext, stream: str, values: pd.DataFrame | None) -> int:
-    """Resume the stream's detector from yesterday's state over today's values; store state and alarms."""
+    """Resume the stream's detector from yesterday's state over today's values; store state and alarms.
+    A day that `watchkeeper ingest` fed live, label by label, is that same detector: it is kept as it is."""
+    reference, store, day = context.reference, context.store, context.day
+    stored = store.stream_day(reference.model, stream, day)
+    if stored is not None and stored.source == LIVE and stored.version == reference.version:
+        return len(stored.alarms)
     if values is None or values.empty:
         return 0
-    reference, store, day = context.reference, context.store, context.day
     saved = store.stream_state(reference.model, stream, reference.version, before=day)
     state = StreamState.from_dict(saved) if saved else None
     new_state, alarms = resume(state, values["value"].to_numpy(), AUTO)

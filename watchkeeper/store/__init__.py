@@ -29,6 +29,7 @@ from watchkeeper.security import residency
 from watchkeeper.security.audit import AuditEntry, Broken, default_actor, now
 from watchkeeper.store.audit_rows import AuditRows, verify_trail
 from watchkeeper.store.migrate import ensure_current
+from watchkeeper.store.ingest_rows import IngestRows
 from watchkeeper.store.outbox import Outbox
 from watchkeeper.store.problem_rows import ProblemRows
 from watchkeeper.store.records import (
@@ -59,7 +60,7 @@ from watchkeeper.store.schema import (
     windows,
 )
 
-__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
+__all__ = ["IngestRows", "MonitoringStore", "Outbox", "ProblemRows", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
            "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict", "StoredVerdictVersion",
            "StoredWindow"]
 
@@ -166,8 +167,9 @@ class MonitoringStore:
             return [StoredVerdictVersion(**decoded(row)) for row in conn.execute(query).mappings()]
 
     def put_stream(self, model: str, day: str, stream: str, version: str, n_values: int, state: dict,
-                   alarms: list[dict], tx: sa.Connection | None = None) -> None:
-        row = {"version": version, "n_values": n_values, "state_json": stored_json("state_json", state), "alarms_json": json.dumps(alarms)}
+                   alarms: list[dict], tx: sa.Connection | None = None, source: str = "daily") -> None:
+        row = {"version": version, "n_values": n_values, "state_json": stored_json("state_json", state),
+               "alarms_json": json.dumps(alarms), "source": source}
         self._replace(streams, {"model": model, "day": day, "stream": stream}, [row], tx)
 
     def put_failure(self, model: str, window: str, stage: str, version: str | None, reason: str,
@@ -180,15 +182,23 @@ class MonitoringStore:
         """The stage succeeded for the window: whatever failed before no longer stands."""
         self._replace(failures, {"model": model, "window": window, "stage": stage}, [], tx)
 
-    def stream_state(self, model: str, stream: str, version: str, before: str) -> dict | None:
+    def stream_state(self, model: str, stream: str, version: str, before: str,
+                     tx: sa.Connection | None = None) -> dict | None:
         """The detector state left by the model version's last day before `before`: resume from it."""
         query = (sa.select(streams.c.state_json)
                  .where(streams.c.model == model, streams.c.stream == stream, streams.c.version == version,
                         streams.c.day < before)
                  .order_by(streams.c.day.desc()).limit(1))
-        with self.engine.connect() as conn:
+        with self.writing(tx) as conn:
             found = conn.execute(query).scalar()
         return loaded_json("state_json", found) if found else None
+
+    def stream_day(self, model: str, stream: str, day: str, tx: sa.Connection | None = None) -> StoredStream | None:
+        """A detector's stored day (state, alarms, who fed it), or None."""
+        query = sa.select(streams).where(streams.c.model == model, streams.c.stream == stream, streams.c.day == day)
+        with self.writing(tx) as conn:
+            found = conn.execute(query).mappings().first()
+        return StoredStream(**decoded(found)) if found is not None else None
 
     def stream_alarms(self, model: str, stream: str, day: str) -> list[dict]:
         """The alarms a model's stream detector raised on one day (without loading its state)."""
@@ -263,6 +273,11 @@ class MonitoringStore:
     def problem_rows(self) -> ProblemRows:
         """The problem log's rows (watchkeeper.problems owns their lifecycle)."""
         return ProblemRows(self.engine)
+
+    @property
+    def ingest_rows(self) -> IngestRows:
+        """The stream ingestion's dedupe index, committed parts and dead letters."""
+        return IngestRows(self.engine)
 
     def outbox(self, clock: Callable[[], float] = time.time) -> Outbox:
         """The alert outbox on this store's database."""

@@ -116,6 +116,7 @@ class StoredStream:
     n_values: int
     state: dict[str, Any]
     alarms: list[dict[str, Any]]
+    source: str = "daily"       # "live": fed by `watchkeeper ingest` as labels arrived (kept by the daily evaluation)
 
 
 @dataclass(frozen=True)

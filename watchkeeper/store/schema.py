@@ -84,6 +84,7 @@ streams = _result(
     sa.Column("n_values", sa.Integer, nullable=False),
     sa.Column("state_json", sa.Text, nullable=False),
     sa.Column("alarms_json", sa.Text, nullable=False),
+    sa.Column("source", sa.String(10), nullable=False, server_default="daily"),   # "daily" | "live" (ingest)
     day="day",
 )
 
@@ -141,6 +142,34 @@ channel_pauses = sa.Table(
     "outbox_channel_pauses", metadata,
     sa.Column("channel", sa.String(100), primary_key=True),
     sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Stream ingestion (watchkeeper/ingest): the dedupe index, the parts each batch committed, and
+# the dead letters. A batch's ids, its part and its dead letters commit in one transaction, so
+# a redelivered event finds its id here and is stored once.
+ingested = sa.Table(
+    "ingested", metadata,
+    sa.Column("model", sa.String(MODEL), primary_key=True),
+    sa.Column("kind", sa.String(12), primary_key=True),          # "inference" | "labels"
+    sa.Column("prediction_id", sa.String(200), primary_key=True),
+)
+
+ingest_parts = sa.Table(
+    "ingest_parts", metadata,
+    sa.Column("path", sa.String(500), primary_key=True),         # the part, inside the drop folder
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(300), nullable=False),         # the stream, e.g. nats://host/STREAM
+    sa.Column("message_id", sa.String(100), nullable=False),     # its id in the stream (sequence, entry id, offset)
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),               # the event as received (truncated), never parsed again
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("source", "message_id", name="uq_dead_letter_message"),
 )
 
 # Every decided verdict, kept: `health` holds the current one of each window, this table every

@@ -1,0 +1,149 @@
+"""Stream ingestion without a broker: event checks and their reasons, the durable write that
+stores each prediction id once and rolls forward a part a crash left unrenamed, the inference
+log reading a day written in parts, the Kafka adapter's shape, and the command's one-line errors."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli.main import main
+from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog, files_digest
+from watchkeeper.ingest.events import EventChecker, Message, ModelSchema
+from watchkeeper.ingest.sources.kafka_topic import KafkaSource, consumer_config, offsets_to_commit
+from watchkeeper.ingest.writer import LogWriter
+from watchkeeper.profile import fit_profile
+from watchkeeper.reference import ModelReference
+from watchkeeper.store import MonitoringStore
+
+DAY = "2026-12-03"
+
+
+def reference() -> ModelReference:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=500), "plan": rng.choice(["a", "b"], 500),
+                         "code": rng.integers(0, 3, 500)})
+    return ModelReference("churn", "1", "binary", ["x", "plan", "code"], fit_profile(data), {}, [0, 1])
+
+
+def event(pid: str, **changes) -> bytes:
+    body = {"type": "prediction", "model": "churn", "prediction_id": pid, "timestamp": f"{DAY}T10:00:00Z",
+            "prediction": 1, "features": {"x": 0.5, "plan": "a", "code": 2}, "proba": {"0": 0.3, "1": 0.7}}
+    return json.dumps({**body, **changes}).encode()
+
+
+@pytest.fixture
+def checker() -> EventChecker:
+    return EventChecker({"churn": ModelSchema.of(reference())})
+
+
+def messages(*payloads: bytes) -> list[Message]:
+    return [Message(str(i), p) for i, p in enumerate(payloads)]
+
+
+def test_each_malformed_event_is_a_dead_letter_with_its_own_reason_and_the_rest_are_rows(checker):
+    checked = checker.check(messages(
+        event("ok-1"),
+        b"{not json",
+        json.dumps({"type": "prediction", "model": "ghost", "prediction_id": "g"}).encode(),
+        event("", ),
+        event("m", features={"x": 1.0, "plan": "a"}),
+        event("e", features={"x": 1.0, "plan": "a", "code": 1, "salary": 3}),
+        event("t", features={"x": "high", "plan": "a", "code": 1}),
+        event("c", features={"x": 1.0, "plan": 7, "code": 1}),
+        event("k", features={"x": 1.0, "plan": "a", "code": 1.5}),
+        event("p", prediction=3),
+        event("s", timestamp="yesterday"),
+        event("q", proba=None),
+        event("r", proba={"0": 0.3, "yes": 0.7}),
+        event("ok-2", features={"x": None, "plan": "b", "code": 0}),
+        json.dumps({"type": "label", "model": "churn", "prediction_id": "ok-1", "label": "yes"}).encode(),
+        json.dumps({"type": "label", "model": "churn", "prediction_id": "ok-1", "label": 0}).encode(),
+    ))
+    reasons = {m: r for m, r, _ in checked.dead}
+    assert reasons["1"].startswith("not JSON")
+    assert "unknown model 'ghost'" in reasons["2"]
+    assert "prediction_id" in reasons["3"]
+    assert reasons["4"] == "missing features: code"
+    assert reasons["5"] == "features the model does not read: salary"
+    assert reasons["6"] == "feature 'x': must be a number"
+    assert reasons["7"] == "feature 'plan': must be a string category"
+    assert reasons["8"] == "feature 'code': must be an integer code"
+    assert "prediction '3' is not one of the classes 0, 1" in reasons["9"]
+    assert reasons["10"] == "timestamp is not an ISO 8601 time"
+    assert reasons["11"] == "proba is required for a classifier (a number per class)"
+    assert reasons["12"].startswith("proba must map each class (0, 1)")
+    assert "label 'yes' is not one of the classes" in reasons["14"]
+    assert len(reasons) == 13
+    rows = checked.rows[("churn", INFERENCE)]
+    assert rows["prediction_id"].tolist() == ["ok-1", "ok-2"] and np.isnan(rows["x"].iloc[1])
+    assert checked.rows[("churn", LABELS)]["label"].tolist() == [0]
+
+
+@pytest.fixture
+def writer(tmp_path) -> LogWriter:
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    store.put_profile("churn", "1", "binary", *reference().to_stored())
+    return LogWriter(tmp_path, store, "test://stream")
+
+
+def test_a_redelivered_batch_is_stored_once_and_the_day_reads_as_one_window(writer, checker, tmp_path):
+    first = writer.commit(checker.check(messages(event("a"), event("b"), event("a"))), DAY)
+    before = files_digest(InferenceLog(tmp_path).scan(INFERENCE, "2026-11-01", DAY, DAY).files)
+    again = writer.commit(checker.check(messages(event("b"), event("c"), b"junk")), DAY)
+    assert (first.stored[INFERENCE], first.duplicates) == (2, 1)
+    assert (again.stored[INFERENCE], again.duplicates, again.dead) == (1, 1, 1)
+    log = InferenceLog(tmp_path)
+    assert sorted(log.read_predictions("churn", DAY)["prediction_id"]) == ["a", "b", "c"]
+    listing = log.scan(INFERENCE, "2026-11-01", DAY, DAY)
+    assert [f.day for f in listing.files] == [DAY] and not listing.skipped
+    assert files_digest(listing.files) != before       # a new part is a changed day: the sensor evaluates it again
+    assert writer.store.ingest_rows.dead_letters()[0]["payload"] == "junk"
+
+
+def test_a_committed_part_left_unrenamed_by_a_crash_is_rolled_forward_and_never_written_twice(writer, checker, tmp_path):
+    writer.commit(checker.check(messages(event("a"), event("b"))), DAY)
+    folder = tmp_path / INFERENCE / "churn" / f"{DAY}.parquet"
+    (part,) = folder.glob("part-*.parquet")
+    part.rename(folder / f".{part.name}.tmp")          # the state a kill between commit and rename leaves
+    assert InferenceLog(tmp_path).read_predictions("churn", DAY) is None   # no part to read: no day yet
+    assert writer.commit(checker.check(messages(event("a"), event("b"))), DAY).stored[INFERENCE] == 0
+    assert writer.recover() == 1
+    assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == ["a", "b"]
+
+
+def test_a_day_written_by_another_writer_as_a_file_is_refused_in_one_line(writer, checker, tmp_path):
+    folder = tmp_path / INFERENCE / "churn"
+    folder.mkdir(parents=True)
+    (folder / f"{DAY}.parquet").write_bytes(b"PAR1")
+    with pytest.raises(RuntimeError, match="written by another writer"):
+        writer.commit(checker.check(messages(event("a"))), DAY)
+
+
+def test_the_kafka_adapter_commits_the_offset_after_each_partitions_last_stored_message():
+    parts = urlsplit("kafka://broker.example:9093/inference?group=wk")
+    config = consumer_config(parts, {"group": "wk"}, "consumer-1")
+    assert config["enable.auto.commit"] is False and config["group.id"] == "wk"
+    assert config["bootstrap.servers"] == "broker.example:9093" and config["group.instance.id"] == "consumer-1"
+    batch = [Message(f"inference:{p}:{o}", b"") for p, o in ((0, 7), (1, 3), (0, 9), (1, 2))]
+    assert offsets_to_commit(batch) == [("inference", 0, 10), ("inference", 1, 4)]
+    source = KafkaSource(parts, "inference", {"group": "wk"}, None)   # the client builds without a broker
+    assert source.name == "kafka://broker.example:9093/inference"
+    source.close()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--source", "amqp://127.0.0.1/x"], "must start with nats://, redis:// or kafka://"),
+    (["--source", "redis://127.0.0.1:6379/0"], "needs ?stream=KEY"),
+    (["--source", "nats://127.0.0.1:4222"], "needs a stream"),
+])
+def test_a_bad_source_is_a_one_line_error(argv, message, tmp_path, capsys):
+    store = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    MonitoringStore(store)
+    assert main(["ingest", *argv, "--dir", str(tmp_path), "--store-url", store]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

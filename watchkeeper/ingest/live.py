@@ -1,0 +1,129 @@
+"""Real-time concept drift: each arriving label feeds its model's error-stream detector at once.
+
+The detector is the one the daily evaluation uses (watchkeeper.stages, stream "errors"): its
+state for the arrival day is the store's `streams` row of (model, day, "errors"), resumed from
+the model version's newest earlier day exactly as the daily evaluation resumes it. Each batch's
+new labels are joined to their predictions, turned into errors (a classifier's 0/1 mistakes, a
+regressor's absolute errors) in arrival order, and fed; the new state and the day's alarms are
+written with `source="live"` in the batch's own transaction (watchkeeper.ingest.writer), so a
+label stored is a label fed, once, and a crash can never leave the two apart. The daily
+evaluation keeps a live day as it is and reads its alarms (one detector, one state: the two
+cannot disagree).
+
+An alarm raises a concept-drift alert in the same transaction, through the problem log and the
+outbox (watchkeeper.problems, fingerprint `model:version:concept_drift`): the day's evaluation
+raises that same problem for the same window, which the problem log counts once.
+
+A label whose prediction is not in the inference log when it arrives is stored but not fed
+(there is no error to measure); the daily evaluation, which keeps the live day, agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from watchkeeper.alerting.builder import build_alerts
+from watchkeeper.alerting.policy import Policy
+from watchkeeper.concept import AUTO, ERRORS, LIVE, StreamState, label_alarms, resume
+from watchkeeper.inference_log import INFERENCE, MAX_LABEL_DELAY_DAYS, SUFFIX, read_file
+from watchkeeper.problems import ProblemLog
+from watchkeeper.reference import ModelReference
+from watchkeeper.store import MonitoringStore
+
+PREDICTION_COLUMNS = ("prediction_id", "timestamp", "prediction")
+
+
+class LiveConcept:
+    """Feeds labels to the models' error-stream detectors inside the ingestion's transactions."""
+
+    def __init__(self, store: MonitoringStore, root: str | Path, references: Mapping[str, ModelReference],
+                 policy: Policy | None) -> None:
+        self.store, self.root, self.references, self.policy = store, Path(root), dict(references), policy
+        self.problem_log = ProblemLog(store)
+        self._known: dict[str, pd.DataFrame] = {}     # model -> recent predictions, indexed by prediction id
+        self._pending: dict[str, list[pd.DataFrame]] = {}   # model -> predictions not yet joined into _known
+        self._parts: set[Path] = set()                # parts already read into _known
+        self.alarms = 0
+
+    def remember(self, model: str, predictions: pd.DataFrame) -> None:
+        """Predictions this process is storing (in the batch before its labels): labels find them
+        without a read. Should the commit fail, the process stops, and with it what it remembered."""
+        self._add(model, predictions[list(PREDICTION_COLUMNS)])
+
+    def feed(self, tx, model: str, labels: pd.DataFrame, day: str) -> None:
+        """Feed a batch's new labels of `model` (arrived on `day`) to its detector, in `tx`."""
+        reference = self.references[model]
+        joined = self._join(model, labels, day)
+        if joined.empty:
+            return
+        errors = ((joined["prediction"] != joined["label"]).astype(np.int8) if reference.is_classifier
+                  else (joined["prediction"] - joined["label"]).abs()).to_numpy()
+        self.store.ingest_rows.lock_model(tx, model)
+        stored = self.store.stream_day(model, ERRORS, day, tx)
+        if stored is not None and stored.version == reference.version:
+            state, n_values, alarms = StreamState.from_dict(stored.state), stored.n_values, stored.alarms
+        else:
+            saved = self.store.stream_state(model, ERRORS, reference.version, before=day, tx=tx)
+            state, n_values, alarms = (StreamState.from_dict(saved) if saved else None), 0, []
+        new_state, found = resume(state, errors, AUTO)
+        first = state.n_seen if state else 0
+        stamps = joined["timestamp"].astype(str).tolist() if found else []   # formatted only when an alarm needs them
+        mapped = label_alarms(found, first, joined["prediction_id"].tolist(), stamps)
+        self.store.put_stream(model, day, ERRORS, reference.version, n_values + len(errors), new_state.to_dict(),
+                              alarms + mapped, tx=tx, source=LIVE)
+        if mapped:
+            self.alarms += len(mapped)
+            self._alert(tx, reference, day, alarms + mapped)
+
+    def _alert(self, tx, reference: ModelReference, day: str, alarms: list[dict]) -> None:
+        """The concept-drift alert the day's verdict raises for these alarms (health.py's reason)."""
+        if self.policy is None:
+            return
+        reason = {"signal": "concept_drift", "alarms": alarms,
+                  "detail": f"{len(alarms)} stream detector alarm(s) on the prediction errors"}
+        alerts = build_alerts(reference.model, reference.version, day, reference.task, "degraded", [reason], {})
+        self.problem_log.record(reference.model, reference.version, day, alerts, self.policy, latest=False, tx=tx)
+
+    def _join(self, model: str, labels: pd.DataFrame, day: str) -> pd.DataFrame:
+        """Labels with their predictions, in arrival order; reads parts it has not seen on a miss."""
+        ids = labels["prediction_id"].to_numpy()
+        known = self._lookup(model)
+        if known is None or (known.index.get_indexer(ids) < 0).any():   # the index's hash table is built once
+            self._read_new_parts(model, day)
+            known = self._lookup(model)
+        if known is None:
+            return labels.iloc[:0].assign(prediction=[], timestamp=[])
+        at = known.index.get_indexer(ids)
+        found, at = at >= 0, at[at >= 0]
+        return pd.DataFrame({"prediction_id": ids[found], "label": labels["label"].to_numpy()[found],
+                             "prediction": known["prediction"].to_numpy()[at],
+                             "timestamp": known["timestamp"].iloc[at].reset_index(drop=True)})
+
+    def _read_new_parts(self, model: str, day: str) -> None:
+        """Predictions written by other consumers (or before this one started), of the days a label
+        arriving on `day` can belong to."""
+        days = pd.date_range(end=day, periods=MAX_LABEL_DELAY_DAYS + 1, freq="D").strftime("%Y-%m-%d")
+        for d in days:
+            folder = self.root / INFERENCE / model / f"{d}{SUFFIX}"
+            paths = [folder] if folder.is_file() else sorted(folder.glob(f"part-*{SUFFIX}")) if folder.is_dir() else []
+            for path in paths:
+                if path not in self._parts:
+                    self._parts.add(path)
+                    self._add(model, read_file(path, PREDICTION_COLUMNS))
+
+    def _add(self, model: str, predictions: pd.DataFrame) -> None:
+        self._pending.setdefault(model, []).append(predictions.set_index("prediction_id"))
+
+    def _lookup(self, model: str) -> pd.DataFrame | None:
+        """The model's known predictions; batches remembered since the last lookup are joined in
+        once, here, so storing predictions costs no copy of the ones before."""
+        pending = self._pending.pop(model, [])
+        if pending:
+            known = self._known.get(model)
+            joined = pd.concat(([known] if known is not None else []) + pending)
+            self._known[model] = joined[~joined.index.duplicated()]   # a part read back that this process wrote
+        return self._known.get(model)
