@@ -148,8 +148,8 @@ def snap(page, step: str) -> None:
 
 
 def test_significant_digits_rule():
-    assert long_numbers("0.18627450980392157 and 0.186 and 1.158 and 12.34 and 2026-11-08 and 1.2346e-05") == \
-        ["0.18627450980392157"]
+    assert long_numbers("0.18627450980392157 and 0.186 and 1.158 and 12.34 and 2026-11-08 and 1.235e-05 and 1.2346e-05") == \
+        ["0.18627450980392157", "1.2346e-05"]
 
 
 def test_tour_unhealthy_models_and_why_on_first_load(page, webserver):
