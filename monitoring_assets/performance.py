@@ -44,7 +44,7 @@ def metadata(day: str, outcomes: list[ModelWindow]) -> dict:
     measured = [o for o in outcomes if o.metrics is not None]
     rows = [row for o in measured for row in _rows(o)]
     segments = [{"model": o.model, **s} for o in measured for s in o.metrics.segments]
-    trends = {f"{o.model} {o.reference.primary_metric}": dg.MetadataValue.float(v)
+    trends = {f"{o.model} {o.reference.primary_metric}": dg.MetadataValue.float(float(_number(v)))
               for o in measured[:MAX_PLOTTED_MODELS] if (v := _primary(o).value) is not None}
     return {
         "min_label_completeness": round(min((o.metrics.n_labelled / o.metrics.n_rows for o in measured), default=0.0), 3),
@@ -85,4 +85,5 @@ def _interval(value) -> str:
 
 
 def _number(x: float | None) -> str:
+    """Three significant digits: what a person compares (the store keeps every digit)."""
     return "-" if x is None else f"{x:.3g}"

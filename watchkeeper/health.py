@@ -112,7 +112,7 @@ def _alarms_text(alarms: list[dict]) -> str:
     """The stream detectors' alarms of a window in whole sentences: which detector, where it fired
     (prediction index and time) and the error rate before and from that point on."""
     def where(alarm: dict) -> str:
-        at = f"at prediction {alarm['index']}" + (f" ({alarm['timestamp']})" if alarm.get("timestamp") else "")
+        at = f"at prediction {alarm['index']}" + (f" ({str(alarm['timestamp'])[:16]})" if alarm.get("timestamp") else "")
         before, after = alarm.get("error_before"), alarm.get("error_after")
         rates = f", error rate {before:.3g} before and {after:.3g} after" if before is not None and after is not None else ""
         return at + rates
