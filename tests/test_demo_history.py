@@ -67,5 +67,6 @@ def test_sensors_turned_on_start_nothing_then_exactly_what_a_new_file_needs(demo
 def _flagged(instance: dg.DagsterInstance, day: str) -> list[str]:
     from monitoring_assets.health import flagged_models
 
-    event = instance.get_latest_materialization_event(dg.AssetKey("model_health"), partition=day)
-    return flagged_models(event.asset_materialization.metadata)
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_health"), asset_partitions=[day]), limit=1).records
+    return flagged_models(record.asset_materialization.metadata)
