@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="build the demo (models, traffic, every window through Dagster)")
-    demo.add_argument("--dir", type=arg.folder, default=Path.cwd(), help="folder to build the demo in (default: here)")
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument("--dir", type=arg.folder, default=Path(".demo"),
+                       help="folder to build the demo in (default: .demo); only what the demo generated there is replaced")
+    where.add_argument("--serve", type=arg.existing_folder, metavar="DIR",
+                       help="open the Dagster UI on a demo built earlier in DIR, without rebuilding it")
     demo.add_argument("--headless", action="store_true", help="do not start the Dagster UI afterwards")
     demo.add_argument("--format", choices=["json", "text"], default="text")
     demo.add_argument("--port", type=arg.port, default=3000, help="port of the Dagster UI (default 3000)")

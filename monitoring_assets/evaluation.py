@@ -39,7 +39,8 @@ from watchkeeper.tables import markdown_table
 PRESENTERS = {windows.SPEC.key: (WINDOW, windows.metadata), drift.SPEC.key: (DRIFT, drift.metadata),
               performance.SPEC.key: (PERFORMANCE, performance.metadata), concept.SPEC.key: (CONCEPT, concept.metadata),
               health.SPEC.key: (HEALTH, health.metadata)}
-CHECKS = {DATA_QUALITY.key: quality_result, health.EVALUATED.key: health.evaluated_result}
+CHECKS = {DATA_QUALITY.key: quality_result, health.HEALTHY.key: health.healthy_result,
+          health.EVALUATED.key: health.evaluated_result}
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -47,7 +48,7 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
     name="evaluate_models",
     specs=[spec.replace_attributes(code_version=code_version())
            for spec in (windows.SPEC, drift.SPEC, performance.SPEC, concept.SPEC, health.SPEC)],
-    check_specs=[DATA_QUALITY, health.EVALUATED],
+    check_specs=[DATA_QUALITY, health.HEALTHY, health.EVALUATED],
     partitions_def=daily_windows,
     can_subset=True,
     retry_policy=RETRY,

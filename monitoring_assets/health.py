@@ -1,8 +1,11 @@
 """model_health: one verdict per model and window, and the alerts its problems raise.
 
-Also the `evaluated` check of model_health: every model's window was evaluated, or the check
-fails naming each model that failed, at which stage and why (the verdict of such a model is
-`failed`, with the same reasons).
+Also the checks of model_health, which the UI shows on the asset and in the graph without
+opening anything: `healthy` (pass when every model is ok, warn when some drifted, fail when
+some degraded or failed; its description names each unhealthy model and why) and `evaluated`
+(every model's window was evaluated, or the check fails naming each model that failed, at which
+stage and why). The verdicts are a table with a schema, one row per model with its pass / warn
+/ fail, so the reasons read inline.
 """
 
 import warnings
@@ -13,7 +16,8 @@ from monitoring_assets.concept import SPEC as CONCEPT_SPEC
 from monitoring_assets.drift import SPEC as DRIFT_SPEC
 from monitoring_assets.partitions import daily_windows
 from monitoring_assets.performance import SPEC as PERFORMANCE_SPEC
-from watchkeeper.health import OK
+from watchkeeper.health import DEGRADED, DRIFTED, FAILED, NO_DATA, OK
+from watchkeeper.messages import verdict_text
 from watchkeeper.monitor import ModelWindow
 from watchkeeper.tables import markdown_table
 
@@ -37,21 +41,58 @@ with warnings.catch_warnings():   # partitions_def on a check is a preview in Da
         description="Every monitored model's window was evaluated. Fails (ERROR) naming each model whose "
                     "window could not be read, checked or scored, with the stage and the reason; the other "
                     "models' verdicts are complete. Re-materialise the partition once the cause is fixed.")
+    HEALTHY = dg.AssetCheckSpec(
+        "healthy", asset="model_health", partitions_def=daily_windows,
+        description="Every model is ok in this window. Warns when a model's data drifted, fails (ERROR) when "
+                    "a model degraded or could not be evaluated; names each such model and why.")
 FAILURE_COLUMNS = ["model", "stage", "reason"]
+# A verdict as a check outcome, per model: what the `healthy` check and the verdicts table show.
+CHECK_OUTCOME = {OK: "pass", NO_DATA: "pass", DRIFTED: "warn", DEGRADED: "fail", FAILED: "fail"}
+VERDICT_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("model", "string", description="monitored model"),
+    dg.TableColumn("version", "string", description="champion version judged"),
+    dg.TableColumn("check", "string", description="pass / warn / fail, as the `healthy` check counts it"),
+    dg.TableColumn("status", "string", description="ok, drifted, degraded, no_data or failed"),
+    dg.TableColumn("why", "string", description="the verdict's reasons, largest first"),
+])
+CHECK_ORDER = {"fail": 0, "warn": 1, "pass": 2}
+
+
+def verdict_rows(outcomes: list[ModelWindow]) -> list[dict]:
+    """One row per judged model, unhealthy first: what an engineer reads first."""
+    rows = [{"model": o.model, "version": str(o.version), "check": CHECK_OUTCOME[o.verdict.status],
+             "status": o.verdict.status, "why": verdict_text(o.verdict.reasons, with_history=False) or "-"}
+            for o in outcomes if o.verdict is not None]
+    return sorted(rows, key=lambda r: (CHECK_ORDER[r["check"]], r["model"]))
 
 
 def metadata(day: str, outcomes: list[ModelWindow]) -> dict:
     judged = [o for o in outcomes if o.verdict is not None]
-    rows = [{"model": o.model, "version": o.version, "status": o.verdict.status, "severity": o.verdict.severity,
-             "why": "; ".join(r["detail"] for r in o.verdict.reasons if r["signal"] != "history")} for o in judged]
+    rows = verdict_rows(outcomes)
     queued = [{"alert": fingerprint, "channels": ", ".join(d.channel for d in plan.dispatches),
                "held": ", ".join(f"{c} ({why})" for c, why in dict(plan.held).items())}
               for o in judged for fingerprint, plan in o.plans.items()]
     return {
         "flagged_models": dg.MetadataValue.json([o.model for o in judged if o.verdict.status != OK]),
-        "verdicts": dg.MetadataValue.md(markdown_table(rows, ["model", "version", "status", "severity", "why"])),
+        "unhealthy_models": sum(r["check"] != "pass" for r in rows),
+        "verdicts": dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=VERDICT_SCHEMA),
         "alerts_queued": dg.MetadataValue.md(markdown_table(queued, ["alert", "channels", "held"])),
     }
+
+
+def healthy_result(outcomes: list[ModelWindow]) -> dg.AssetCheckResult:
+    rows = verdict_rows(outcomes)
+    unhealthy = [r for r in rows if r["check"] != "pass"]
+    failing = any(r["check"] == "fail" for r in unhealthy)
+    described = " ".join(f"{r['model']} is {r['status']}: {r['why']}" for r in unhealthy[:10])
+    return dg.AssetCheckResult(
+        check_name=HEALTHY.name, asset_key=SPEC.key, passed=not unhealthy,
+        severity=dg.AssetCheckSeverity.ERROR if failing else dg.AssetCheckSeverity.WARN,
+        description=(f"{len(unhealthy)} of {len(rows)} models unhealthy. {described}" if unhealthy
+                     else f"all {len(rows)} models ok"),
+        metadata={**{f"{r['model']}": dg.MetadataValue.text(r["check"]) for r in rows[:50]},
+                  "unhealthy_models": len(unhealthy),
+                  "verdicts": dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=VERDICT_SCHEMA)})
 
 
 def evaluated_result(outcomes: list[ModelWindow]) -> dg.AssetCheckResult:

@@ -4,7 +4,9 @@ import dagster as dg
 
 from monitoring_assets.health import SPEC as HEALTH_SPEC
 from monitoring_assets.partitions import model_partitions
-from resources import MonitoringStoreResource
+from resources import AlertingResource, MonitoringStoreResource
+from watchkeeper.links import model_links
+from watchkeeper.messages import verdict_text
 from watchkeeper.performance import PRIMARY_METRIC
 from watchkeeper.plots import markdown_image, metric_history
 from watchkeeper.store import MonitoringStore
@@ -22,7 +24,8 @@ HISTORY_COLUMNS = ["window", "version", "status", "rows", "labelled", "metric", 
     description="Per model: every window's verdict with its evidence, and the primary metric's trend "
                 "with its confidence band. Refreshed for models that model_health flags.",
 )
-def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
+def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource,
+                    alerting: AlertingResource) -> dg.MaterializeResult:
     model, store = context.partition_key, monitoring_store.store()
     stored = store.latest_profiles().get(model)
     if stored is None:
@@ -33,11 +36,17 @@ def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: Monitor
                           [h["lower"] for h in history], [h["upper"] for h in history],
                           [h["status"] for h in history], stored.reference["metrics"][primary]["value"],
                           f"{model}: {primary} per window (colour = verdict)",
-                          alarms=[h["concept_alarms"] > 0 for h in history])
+                          alarms=[h["concept_alarms"] > 0 for h in history], metric_name=primary)
+    flagged = [h["window"] for h in history if h["status"] not in ("ok", "no_data")]
+    latest = history[-1] if history else None
+    links = model_links(alerting.dagster_url, alerting.mlflow_url, model, stored.version,
+                        latest and latest["window"], flagged[0] if flagged else None)
     return dg.MaterializeResult(metadata={
         "model_version": stored.version,
-        "latest_status": history[-1]["status"] if history else "no_data",
-        "flagged_windows": sum(h["status"] not in ("ok", "no_data") for h in history),
+        "latest_status": latest["status"] if latest else "no_data",
+        "latest_why": dg.MetadataValue.text(latest["why"] if latest else "no window yet"),
+        "flagged_windows": len(flagged),
+        **{name: dg.MetadataValue.url(url) for name, url in links.items()},
         "trend": dg.MetadataValue.md(markdown_image(plot, f"{model} {primary}")),
         "history": dg.MetadataValue.md(markdown_table(history, HISTORY_COLUMNS)),
     })
@@ -56,9 +65,15 @@ def _history(store: MonitoringStore, model: str, primary: str) -> list[dict]:
         history.append({
             "window": window, "version": verdict.version, "status": verdict.status,
             "rows": rows_by_window.get(window), "labelled": metric and metric.n_labelled,
-            "metric": metric and metric.value, "lower": metric and metric.lower, "upper": metric and metric.upper,
+            "metric": metric and _round(metric.value), "lower": metric and _round(metric.lower),
+            "upper": metric and _round(metric.upper),
             "concept_alarms": alarms_by_day.get(window, 0),
             "drifted_features": ", ".join(drift_by_window.get(window, {}).get("drifted_features", [])),
-            "why": "; ".join(r["detail"] for r in verdict.reasons),
+            "why": verdict_text(verdict.reasons, with_history=False),
         })
     return history
+
+
+def _round(x: float | None) -> float | None:
+    """Three significant digits: what a person compares across windows (the store keeps them all)."""
+    return None if x is None else float(f"{x:.3g}")

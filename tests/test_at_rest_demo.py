@@ -73,7 +73,7 @@ def planted(demo, tmp_path_factory):
     import dagster as dg
 
     from cli.demo import demo_environment
-    from cli.sensor_driver import SensorDriver
+    from sensor_driver import SensorDriver
     from watchkeeper.inference_log import INFERENCE, InferenceLog
     from watchkeeper.security.sealed_files import write_parquet
 

@@ -139,9 +139,13 @@ def test_prediction_signal_and_alarm_labels():
     assert alarms and alarms[0] >= 20_000
     ids = [f"p{i}" for i in range(15_000, 25_000)]
     stamps = list(range(15_000, 25_000))
-    rows = label_alarms(alarms, 15_000, ids, stamps)
-    assert rows[0] == {"index": alarms[0], "prediction_id": f"p{alarms[0]}", "timestamp": alarms[0]}
-    assert label_alarms([3], 10, ["a"], [1]) == [{"index": 3, "prediction_id": None, "timestamp": None}]
+    rows = label_alarms(alarms, 15_000, ids, stamps, signal[15_000:], "adwin")
+    local = alarms[0] - 15_000
+    assert rows[0] == {"index": alarms[0], "prediction_id": f"p{alarms[0]}", "timestamp": alarms[0], "detector": "adwin",
+                       "error_before": signal[15_000:][:local].mean(), "error_after": signal[15_000:][local:].mean()}
+    assert rows[0]["error_after"] > rows[0]["error_before"], "the signal rose where the detector fired"
+    assert label_alarms([3], 10, ["a"], [1]) == [{"index": 3, "prediction_id": None, "timestamp": None,
+                                                   "detector": None, "error_before": None, "error_after": None}]
 
 
 # ---------------------------------------------------------------- watchkeeper stream

@@ -52,7 +52,7 @@ def hostile_day(demo, tmp_path_factory):
     import dagster as dg
 
     from cli.demo import demo_environment
-    from cli.sensor_driver import SensorDriver
+    from sensor_driver import SensorDriver
     from definitions import defs
     from monitoring_assets import ASSETS, JOBS
     from resources import MonitoringConfigResource

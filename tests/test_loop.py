@@ -14,7 +14,7 @@ MODEL = "breast_cancer_classifier"
 
 def test_promoting_the_challenger_refreshes_the_reference_profile(demo, tmp_path, monkeypatch):
     from cli.demo import demo_environment
-    from cli.sensor_driver import SensorDriver
+    from sensor_driver import SensorDriver
     from watchkeeper.registry import Registry
     from watchkeeper.retraining.gate import promote
     from watchkeeper.store import MonitoringStore

@@ -324,13 +324,21 @@ def prediction_stream_signal(predictions: Sequence[float] | np.ndarray, threshol
     return values if threshold is None else (values >= threshold).astype(np.int8)
 
 
-def label_alarms(alarms: Sequence[int], first_index: int, prediction_ids: Sequence, timestamps: Sequence) -> list[dict]:
-    """Alarms of a window (global indices from `resume`) as {index, prediction_id, timestamp};
-    `first_index` is the global index of the window's first row (the state's n_seen before it).
+def label_alarms(alarms: Sequence[int], first_index: int, prediction_ids: Sequence, timestamps: Sequence,
+                 values: Sequence[float] = (), detector: str | None = None) -> list[dict]:
+    """Alarms of a window (global indices from `resume`) as {index, prediction_id, timestamp,
+    detector, error_before, error_after}; `first_index` is the global index of the window's first
+    row (the state's n_seen before it). The error rates are the mean of the window's `values`
+    before and from the alarm on, so a reader sees what changed, not only that something did.
     An alarm in an earlier window (a replayed warm-up) keeps its index, with None for the rest."""
+    def mean(part: Sequence[float]) -> float | None:
+        return float(np.mean(part)) if len(part) else None
+
     def row(a: int) -> dict:
         local = a - first_index
         inside = 0 <= local < len(prediction_ids)
         return {"index": int(a), "prediction_id": prediction_ids[local] if inside else None,
-                "timestamp": timestamps[local] if inside else None}
+                "timestamp": timestamps[local] if inside else None, "detector": detector,
+                "error_before": mean(values[:local]) if inside else None,
+                "error_after": mean(values[local:]) if inside else None}
     return [row(a) for a in alarms]

@@ -25,6 +25,22 @@ from watchkeeper.profile import CATEGORICAL, NUMERIC
 NUMERIC_EFFECTS = ("wasserstein", "psi", "jensen_shannon", "hellinger")
 CATEGORICAL_EFFECTS = ("jensen_shannon", "psi", "hellinger")
 SHAPE_EFFECT, LABEL_EFFECT = "ks", "label_shift"
+# What each effect size is measured in, as a reader needs it next to the number.
+EFFECT_UNITS = {"wasserstein": "reference SDs", "psi": "(unitless index)", "jensen_shannon": "(distance, 0-1)",
+                "hellinger": "(distance, 0-1)", SHAPE_EFFECT: "(largest CDF gap, 0-1)",
+                LABEL_EFFECT: "(share of one label, 0-1)"}
+
+
+def effect_text(metric: str | None, value: float | None) -> str:
+    """An effect size with its metric and unit, rounded: `wasserstein 1.16 reference SDs`.
+
+    >>> effect_text("psi", 0.23456)
+    'psi 0.235 (unitless index)'
+    """
+    if metric is None or value is None:
+        return "no effect size"
+    unit = EFFECT_UNITS.get(metric)
+    return f"{metric} {value:.3g}" + (f" {unit}" if unit else "")
 
 
 @dataclass(frozen=True)

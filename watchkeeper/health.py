@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from watchkeeper.decision import DriftConfig
+from watchkeeper.decision import DriftConfig, effect_text
 from watchkeeper.history import DRIFT, SeasonalBaseline, combine, evidence, metric_signal, window_signals
 from watchkeeper.performance import HIGHER_IS_BETTER, PRIMARY_METRIC, MetricValue, is_degraded
 from watchkeeper.root_cause import rank_causes
@@ -79,27 +79,47 @@ def assess(window: WindowEvidence, day: str, history: pd.DataFrame, policy: Heal
     if degraded:
         reasons.append(performance)
     if window.concept_alarms:
-        reasons.append({"signal": "concept_drift", "detail": f"{len(window.concept_alarms)} stream detector "
-                        "alarm(s) on the prediction errors", "alarms": window.concept_alarms})
+        reasons.append({"signal": "concept_drift", "detail": _alarms_text(window.concept_alarms),
+                        "alarms": window.concept_alarms})
     if data_drift:
         reasons.append(_drift_reason(window.drift, alerting))
     if degraded or window.concept_alarms:
         reasons.append(_root_cause(window, primary, data_drift))
     if any(d.fired for d in decisions):
-        reasons.append({"signal": "history", "detail": "each signal against this model's past windows",
-                        "decisions": evidence(decisions)})
+        reasons.append({"signal": "history", "detail": "Each signal was also weighed against this model's own "
+                        "past windows of the same weekday.", "decisions": evidence(decisions)})
     status = DEGRADED if degraded or window.concept_alarms else DRIFTED if data_drift else OK
     return Verdict(status, reasons)
 
 
 def _drift_reason(drift: dict, alerting: set[str]) -> dict:
     drifted = sorted((f for f in drift["features"] if f["name"] in alerting), key=lambda f: -(f["effect_size"] or 0.0))
+    named = ", ".join(f"{f['name']} ({effect_text(f['effect_metric'], f['effect_size'])})" for f in drifted[:NAMED])
+    more = f" and {len(drifted) - NAMED} more" if len(drifted) > NAMED else ""
     return {
         "signal": "data_drift",
-        "detail": f"{len(drifted)} of {len(drift['features'])} features drifted and are unusual for this model",
+        "detail": f"{len(drifted)} of {len(drift['features'])} features drifted and are unusual for this model, "
+                  f"largest effect first: {named}{more}.",
         "features": [{"name": f["name"], "test": f["test"], "statistic": f["statistic"], "p_value": f["p_value"],
                       "effect_size": f["effect_size"], "effect_metric": f["effect_metric"]} for f in drifted],
     }
+
+
+NAMED = 5   # drifted features a verdict names; the drift report lists them all
+
+
+def _alarms_text(alarms: list[dict]) -> str:
+    """The stream detectors' alarms of a window in whole sentences: which detector, where it fired
+    (prediction index and time) and the error rate before and from that point on."""
+    def where(alarm: dict) -> str:
+        at = f"at prediction {alarm['index']}" + (f" ({str(alarm['timestamp'])[:16]})" if alarm.get("timestamp") else "")
+        before, after = alarm.get("error_before"), alarm.get("error_after")
+        rates = f", error rate {before:.3g} before and {after:.3g} after" if before is not None and after is not None else ""
+        return at + rates
+    detector = alarms[0].get("detector") or "stream"
+    shown = "; ".join(where(a) for a in alarms[:3]) + (f"; and {len(alarms) - 3} more" if len(alarms) > 3 else "")
+    return (f"The {detector} detector on the prediction errors raised {len(alarms)} "
+            f"alarm{'s' if len(alarms) != 1 else ''}: {shown}.")
 
 
 def _root_cause(window: WindowEvidence, primary: str, data_drift: bool) -> dict:
@@ -126,8 +146,8 @@ def _performance_reason(window: WindowEvidence, policy: HealthPolicy) -> dict | 
     direction = "below" if HIGHER_IS_BETTER[name] else "above"
     return {
         "signal": "performance",
-        "detail": f"{name} {value.value:.3f} [{value.lower:.3f}, {value.upper:.3f}] is {direction} "
-                  f"the reference {ref.value:.3f} beyond tolerance {policy.tolerance[name]}",
+        "detail": f"{name.capitalize()} {value.value:.3g} (90% interval {value.lower:.3g} to {value.upper:.3g}) is "
+                  f"{direction} the reference {ref.value:.3g} by more than the tolerance {policy.tolerance[name]:g}.",
         "metric": name, "value": value.value, "lower": value.lower, "upper": value.upper,
         "reference": ref.value, "n_labelled": window.n_labelled,
     }

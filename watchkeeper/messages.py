@@ -12,3 +12,9 @@ def one_line(error: BaseException | str, limit: int = 300) -> str:
     """
     text = " ".join(str(error).split())[:limit]
     return text or type(error).__name__
+
+
+def verdict_text(reasons: list[dict], with_history: bool = True) -> str:
+    """A verdict's reasons as one paragraph of whole sentences: each reason's detail is a sentence
+    (watchkeeper.health writes them so), joined by a space, never by `;` (which read `.;`)."""
+    return " ".join(r["detail"] for r in reasons if with_history or r["signal"] != "history")

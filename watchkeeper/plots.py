@@ -21,10 +21,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from watchkeeper.decision import effect_text  # noqa: E402
 from watchkeeper.tables import markdown_text  # noqa: E402
 
 STATUS_COLOURS = {"ok": "#2e7d32", "drifted": "#f9a825", "degraded": "#c62828", "no_data": "#9e9e9e"}
 PLAIN = {"parse_math": False}   # text from data is never mathtext
+PNG_DPI = 90
 MAX_LABEL_CHARS = 60            # a longer name is cut ("...") so one feature cannot blow the figure up
 
 
@@ -53,29 +55,53 @@ def label(text: object) -> str:
     return shown if len(shown) <= MAX_LABEL_CHARS else shown[:MAX_LABEL_CHARS - 3] + "..."
 
 
+# A drift picture is at most this wide (inches at PNG_DPI): 2 panels a row, ~590 px, which fits the
+# Dagster UI's markdown dialog and a report page without being scaled down or cut off.
+PANEL_INCHES, PANELS_PER_ROW = (3.3, 2.6), 2
+
+
 @_plot
 def drift_histograms(features: Sequence[dict], title: str, limit: int = 4) -> bytes:
-    """Reference vs current distribution of the most drifted features, side by side."""
+    """Reference vs current distribution of the most drifted features, two panels a row; each
+    panel names the feature and its effect size with the unit, and its axes say what they show."""
     ranked = sorted(features, key=lambda f: -(f.get("effect_size") or 0.0))[:limit]
-    fig, axes = plt.subplots(1, max(len(ranked), 1), figsize=(3.6 * max(len(ranked), 1), 2.8), squeeze=False)
-    for ax, feature in zip(axes[0], ranked):
+    rows, columns = -(-max(len(ranked), 1) // PANELS_PER_ROW), min(max(len(ranked), 1), PANELS_PER_ROW)
+    fig, axes = plt.subplots(rows, columns, figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows + 0.4),
+                             squeeze=False)
+    for ax, feature in zip(axes.flat, ranked):
         positions = range(len(feature["bin_labels"]))
         ax.bar([p - 0.2 for p in positions], feature["reference_share"], width=0.4, label="reference", color="#90a4ae")
         ax.bar([p + 0.2 for p in positions], feature["current_share"], width=0.4, label="current", color="#ef6c00")
-        effect = feature.get("effect_size")
-        ax.set_title(f"{label(feature['name'])}\n{label(feature.get('effect_metric') or '')}="
-                     f"{effect if effect is None else round(effect, 3)}", fontsize=8, **PLAIN)
-        ax.set_xticks(list(positions), [label(b) for b in feature["bin_labels"]], rotation=60, fontsize=6, **PLAIN)
+        ax.set_title(f"{label(feature['name'])}: {effect_text(feature.get('effect_metric'), feature.get('effect_size'))}",
+                     fontsize=8, **PLAIN)
+        ticks = _bin_ticks(feature["bin_labels"])
+        ax.set_xticks([p for p, _ in ticks], [t for _, t in ticks], rotation=45, ha="right", fontsize=7, **PLAIN)
+        ax.set_xlabel("value (bin upper edge)" if feature.get("kind") == "numeric" else "category", fontsize=7)
+        ax.set_ylabel("share of rows", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(ranked):]:
+        ax.set_visible(False)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(label(title), fontsize=9, **PLAIN)
     return _png(fig)
 
 
+MAX_TICKS = 8
+
+
+def _bin_ticks(bin_labels: Sequence[str]) -> list[tuple[int, str]]:
+    """At most MAX_TICKS short tick labels: a numeric bin `(a, b]` is labelled by its upper edge b
+    (already rounded to 4 significant digits), the open ends by `<= a` and `> z`; categories as named."""
+    short = [b[b.index(",") + 1:-1].strip() if b.startswith("(") and b.endswith("]") and "," in b else b
+             for b in bin_labels]
+    step = -(-len(short) // MAX_TICKS)
+    return [(i, label(t)[:14]) for i, t in enumerate(short) if i % step == 0 or i == len(short) - 1]
+
+
 @_plot
 def metric_history(windows: Sequence[str], values: Sequence[float | None], lower: Sequence[float | None],
                    upper: Sequence[float | None], statuses: Sequence[str], reference: float | None,
-                   title: str, alarms: Sequence[bool] = ()) -> bytes:
+                   title: str, alarms: Sequence[bool] = (), metric_name: str = "") -> bytes:
     """A metric over windows with its confidence band, the reference line, verdict colours, and
     a dotted line on each window where a concept-drift detector raised an alarm."""
     fig, ax = plt.subplots(figsize=(8, 3))
@@ -94,6 +120,8 @@ def metric_history(windows: Sequence[str], values: Sequence[float | None], lower
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="#1565c0", linewidth=1, label="reference")
     ax.set_xticks(list(x), [label(w[5:]) for w in windows], rotation=45, fontsize=7, **PLAIN)
+    ax.set_xlabel("window (month-day)", fontsize=7)
+    ax.set_ylabel(label(metric_name) if metric_name else "metric", fontsize=7, **PLAIN)
     ax.set_title(label(title), fontsize=9, **PLAIN)
     ax.legend(fontsize=7, loc="lower left")
     return _png(fig)
@@ -113,7 +141,7 @@ def _png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     try:
         fig.tight_layout()
-        fig.savefig(buffer, format="png", dpi=90)
+        fig.savefig(buffer, format="png", dpi=PNG_DPI)
     finally:
         plt.close(fig)
     return buffer.getvalue()

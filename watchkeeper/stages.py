@@ -193,8 +193,16 @@ def _segment_rows(reference: ModelReference, column: str, joined: pd.DataFrame) 
         return []
     by_segment = segment_metrics(reference.task, joined, column, classes=reference.classes,
                                  proba_columns=reference.proba_columns() or None)
-    return [{"segment": f"{column}={value}", **m.to_dict(), "metric": m.name}
+    return [{"segment": f"{column}={segment_value(value)}", **m.to_dict(), "metric": m.name}
             for value, values in by_segment.items() for m in values if m.name == reference.primary_metric]
+
+
+def segment_value(value: object) -> str:
+    """A segment's value as a person reads it in the data: a float's binary noise dropped
+    (`-0.044641636506989144` -> `-0.04464`, `2.0` -> `2`), anything else as it is."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    return str(value)
 
 
 # ---------------------------------------------------------------- concept drift
@@ -248,7 +256,8 @@ def _advance(context: StageContext, stream: str, values: pd.DataFrame | None) ->
     state = StreamState.from_dict(saved) if saved else None
     new_state, alarms = resume(state, values["value"].to_numpy(), AUTO)
     first = state.n_seen if state else 0
-    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first))
+    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first),
+                          values["value"].to_numpy(dtype=float), new_state.detector)
     store.put_stream(reference.model, day, stream, reference.version, len(values), new_state.to_dict(), mapped)
     return len(mapped)
 
@@ -269,7 +278,7 @@ def judge(context: StageContext, outcome: ModelWindow) -> Verdict:
     run, the stored ones. A window kept out of drift by data quality fails, saying why."""
     blocked = outcome.drift_blocked or _stored_block(context)
     if blocked:
-        return Verdict(FAILED, [{"signal": "data_quality", "detail": f"the window failed data quality ({blocked})"}])
+        return Verdict(FAILED, [{"signal": "data_quality", "detail": f"The window failed data quality ({blocked})."}])
     reference, store, model, day = context.reference, context.store, context.reference.model, context.day
     config = context.config
     evidence = WindowEvidence(

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from watchkeeper.alerting.record import KINDS, SEVERITIES, AlertRecord
+from watchkeeper.messages import verdict_text
 from watchkeeper.problems import fingerprint
 
 # health.py's problem signals -> alert kind; "traffic" (no predictions at all) is a data-quality problem.
@@ -98,7 +99,7 @@ def _alert(model: str, version: str, window: str, task: str, kind: str, reasons:
         fingerprint=fingerprint(model, version, kind),
         model=model, version=version, window=window, severity=severity, kind=kind,
         title=f"{model} v{version}: {KIND_LABEL[kind]} ({severity})",
-        summary=f"{task} model {model} v{version}, window {window}: " + "; ".join(r["detail"] for r in reasons),
+        summary=f"{task} model {model} v{version}, window {window}: " + verdict_text(reasons),
         features=[_feature(f) for r in reasons for f in r.get("features", [])],
         metrics=[_metric(r) for r in reasons if "metric" in r],
         links={name: str(url) for name, url in links.items()},

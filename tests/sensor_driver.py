@@ -1,7 +1,7 @@
-"""Runs sensor ticks and the runs they request, in this process, on a real instance.
+"""Test helper: runs sensor ticks of a given Definitions and the runs they request, in this process.
 
-This is what the Dagster daemon does, without its polling interval and run workers, so
-a demo or a test can replay days of events in seconds with the production sensors.
+This is what the Dagster daemon does, without its polling interval and run workers, for tests
+that need Definitions of their own (a plugin, another config); the demo uses cli/location_sensors.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""What an engineer reads without opening anything: verdict texts in whole sentences naming the
+drifted features and the root cause, pass/warn/fail per model, a CBPE estimate flagged when the
+labels disagree with it, concept-drift alarms with their detector and error rates, pictures
+that fit their frame with rounded labels."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from watchkeeper.concept import label_alarms
+from watchkeeper.messages import verdict_text
+from watchkeeper.plots import _bin_ticks, drift_histograms
+
+FRAGMENTS = re.compile(r"\.;|;\s*each signal|^\W|[^.]$")
+
+
+def feature(name: str, effect: float) -> dict:
+    edges = [0.0123456 * i for i in range(11)]
+    labels = ["<= 0"] + [f"({a:.4g}, {b:.4g}]" for a, b in zip(edges, edges[1:])] + ["> 0.1235"]
+    share = [1 / len(labels)] * len(labels)
+    return {"name": name, "kind": "numeric", "effect_size": effect, "effect_metric": "wasserstein",
+            "bin_labels": labels, "reference_share": share, "current_share": share}
+
+
+def test_drift_picture_fits_a_600px_frame_with_short_rounded_ticks():
+    png = drift_histograms([feature(f"f{i}", 1.0 + i) for i in range(4)], "m 2026-11-08: reference vs current")
+    width, height = Image.open(io.BytesIO(png)).size
+    assert width <= 600, f"{width} px: wider than the UI's dialog"
+    ticks = _bin_ticks(feature("x", 1.0)["bin_labels"])
+    assert len(ticks) <= 8
+    assert all(len(re.sub(r"[^0-9]", "", t).lstrip("0")) <= 4 for _, t in ticks), ticks
+
+
+def test_concept_alarms_carry_detector_and_error_rates():
+    [alarm] = label_alarms([104], 100, ["a", "b", "c", "d", "e", "f"], [f"t{i}" for i in range(6)],
+                           [0, 0, 0, 0, 1, 1], "adwin")
+    assert alarm == {"index": 104, "prediction_id": "e", "timestamp": "t4", "detector": "adwin",
+                     "error_before": 0.0, "error_after": 1.0}
+
+
+def test_verdict_text_joins_sentences_without_fragments():
+    text = verdict_text([{"signal": "performance", "detail": "Accuracy 0.6 is below the reference."},
+                         {"signal": "history", "detail": "Each signal was also weighed."}], with_history=False)
+    assert text == "Accuracy 0.6 is below the reference."
+
+
+@pytest.mark.slow
+def test_demo_verdicts_read_as_sentences_naming_features_and_causes(demo):
+    from watchkeeper.store import MonitoringStore
+
+    home, summary = demo
+    store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
+    degraded = store.verdicts("breast_cancer_classifier", window="2026-11-08")[0]
+    drifted = store.verdicts("diabetes_regressor", window="2026-11-08")[0]
+    for verdict in (degraded, drifted):
+        for reason in verdict.reasons:
+            assert not FRAGMENTS.search(reason["detail"]), f"not a whole sentence: {reason['detail']!r}"
+    text = verdict_text(degraded.reasons)
+    assert "Accuracy" in text and "below the reference" in text and "concept drift" in text
+    drift_text = verdict_text(drifted.reasons)
+    assert re.search(r"features drifted .*: (bmi|bp|s5) \(wasserstein [\d.]+ reference SDs\)", drift_text)
+    concept = [r for r in degraded.reasons if r["signal"] == "concept_drift"]
+    if concept:
+        assert re.search(r"The \w+ detector .* at prediction \d+ \(\d{4}-\d\d-\d\d \d\d:\d\d\), error rate [\d.]+ before and [\d.]+ after",
+                         concept[0]["detail"])
+    assert all(m["scorecard"] for m in summary["models"]), "every model has a scorecard, wine_classifier too"
