@@ -47,7 +47,8 @@ def _ask_for_approval(monitoring_store: MonitoringStoreResource, alerting: Alert
     alert = AlertRecord(fingerprint(config.model, version, kind), config.model, version, window, "warning", kind,
                         f"Approve challenger version {version} of {config.model}?", reason,
                         links={"mlflow_version": f"{alerting.mlflow_url.rstrip('/')}/#/models/{config.model}/versions/{version}"})
-    ProblemLog(monitoring_store.store()).record(config.model, version, window, [alert], alerting.policy(), latest=False)
+    ProblemLog(monitoring_store.store()).record(config.model, version, window, [alert], alerting.policy(), latest=False,
+                                                verdict=False)
 
 
 @dg.job(description="Retrain (or first recalibrate) one model on recent labels; promote only through the gate. "

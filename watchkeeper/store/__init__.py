@@ -23,6 +23,7 @@ from watchkeeper.store.migrate import ensure_current
 from watchkeeper.store.outbox import Outbox
 from watchkeeper.store.problem_rows import ProblemRows
 from watchkeeper.store.records import (
+    StoredAlert,
     StoredDrift,
     StoredFailure,
     StoredMetric,
@@ -47,7 +48,7 @@ from watchkeeper.store.schema import (
     windows,
 )
 
-__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
+__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredAlert", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
            "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict", "StoredWindow"]
 
 Record = TypeVar("Record")
@@ -229,6 +230,12 @@ class MonitoringStore:
     def problem_rows(self) -> ProblemRows:
         """The problem log's rows (watchkeeper.problems owns their lifecycle)."""
         return ProblemRows(self.engine)
+
+    def window_alerts(self, model: str | None = None, window: str | None = None) -> list[StoredAlert]:
+        """The alerts each window's verdict raised, as raised (full record): what a window shows
+        even after a later re-materialisation queued nothing new."""
+        with self.engine.connect() as conn:
+            return self.problem_rows.window_alerts(conn, model, window)
 
     def outbox(self, clock: Callable[[], float] = time.time) -> Outbox:
         """The alert outbox on this store's database."""

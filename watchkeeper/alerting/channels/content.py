@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Callable
 
 from watchkeeper.alerting.channels.severity import itil_fields, priority_label
-from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.alerting.record import RAISED, AlertRecord
 
 MAX_ITEMS = 10
 Escape = Callable[[str], str]
@@ -121,7 +121,8 @@ def links(alert: AlertRecord) -> list[tuple[str, str]]:
 def delivery_line(alert: AlertRecord, escape: Escape = plain) -> str:
     """The first line of every ticket text. The same alert always gives the same line, so a
     retry can see that a ticket, comment or note for this alert is already there."""
-    return escape(one_line(f"Watchkeeper alert {alert.fingerprint}: window {alert.window}, "
+    what = "alert" if alert.event == RAISED else alert.event
+    return escape(one_line(f"Watchkeeper {what} {alert.fingerprint}: window {alert.window}, "
                            f"occurrence {alert.occurrence}, severity {alert.severity}"))
 
 
