@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
 
+    from cli.approve import add_approve_parser
     from cli.config import add_config_parser
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
+    add_approve_parser(commands)
 
     try:
         args, extra = parser.parse_known_args(argv)
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             from cli.db import db_command
             return db_command(args)
+        if args.command == "approve":
+            from cli.approve import approve_command
+            return approve_command(args)
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)

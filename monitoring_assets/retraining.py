@@ -9,8 +9,9 @@ from resources import (
     MonitoringConfigResource,
     MonitoringStoreResource,
 )
-from watchkeeper.alerting.record import AlertRecord
-from watchkeeper.problems import ProblemLog, fingerprint
+from watchkeeper.alerting.builder import alert_links
+from watchkeeper.problems import ProblemLog
+from watchkeeper.retraining.approval import approval_alert
 from watchkeeper.retraining.cycle import run_retraining
 from watchkeeper.retraining.gate import NEEDS_APPROVAL
 
@@ -33,22 +34,21 @@ def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlfl
                              policy, config.inputs_stable)
     final = outcome.final
     if final.status == NEEDS_APPROVAL:
-        _ask_for_approval(monitoring_store, alerting, config, str(final.challenger.version), final.decision.reason)
+        _ask_for_approval(context, monitoring_store, alerting, config, str(final.challenger.version), final.decision.reason)
     context.add_output_metadata({"status": final.status, "action": final.action,
                                  "challenger_version": str(final.challenger.version),
                                  "reason": final.decision.reason, "outcome": dg.MetadataValue.json(outcome.to_dict())})
     return outcome.to_dict()
 
 
-def _ask_for_approval(monitoring_store: MonitoringStoreResource, alerting: AlertingResource, config: RetrainConfig,
-                      version: str, reason: str) -> None:
-    """A challenger won the gate but policy wants a person: record the problem and open a ticket."""
-    kind, window = "promotion_approval", config.windows[-1]
-    alert = AlertRecord(fingerprint(config.model, version, kind), config.model, version, window, "warning", kind,
-                        f"Approve challenger version {version} of {config.model}?", reason,
-                        links={"mlflow_version": f"{alerting.mlflow_url.rstrip('/')}/#/models/{config.model}/versions/{version}"})
-    ProblemLog(monitoring_store.store()).record(config.model, version, window, [alert], alerting.policy(), latest=False,
-                                                verdict=False)
+def _ask_for_approval(context: dg.OpExecutionContext, monitoring_store: MonitoringStoreResource,
+                      alerting: AlertingResource, config: RetrainConfig, version: str, reason: str) -> None:
+    """A challenger won the gate but policy wants a person: record the change and open its ticket."""
+    links = alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url, config.model, version,
+                        asset="retrain_model")
+    alert = approval_alert(config.model, version, config.windows[-1], reason, links)
+    ProblemLog(monitoring_store.store()).record(config.model, version, alert.window, [alert], alerting.policy(),
+                                                latest=False, verdict=False)
 
 
 @dg.job(description="Retrain (or first recalibrate) one model on recent labels; promote only through the gate. "

@@ -125,10 +125,10 @@ class ProblemLog:
             if latest and verdict:
                 self._recover(conn, model, version, window, {a.fingerprint for a in alerts}, policy.lifecycle)
             for raised in alerts:
-                problem, new = self._observe(conn, replace(raised, record=record_of(raised.kind)), policy.lifecycle)
-                plans[problem.fingerprint] = self._queue(conn, problem, policy, tags)
+                problem, news = self._observe(conn, replace(raised, record=record_of(raised.kind)), policy.lifecycle)
+                plans[problem.fingerprint] = self._queue(conn, problem, policy, tags, news)
                 kept.append(problem.alert)
-                if new and problem.record == INCIDENT:
+                if news == OPEN and problem.record == INCIDENT:
                     self._recurring_cause(conn, problem, policy, tags, plans)
             self.rows.put_window_alerts(conn, model, window, [a.to_dict() for a in kept],
                                         replace_record=INCIDENT if verdict else None)
@@ -183,17 +183,21 @@ class ProblemLog:
 
     # ------------------------------------------------------------------ inside record's transaction
 
-    def _queue(self, conn: sa.Connection, problem: Problem, policy: Policy, tags: Mapping[str, str] | None) -> Plan:
-        plan = policy.plan(problem.alert, self.now(), problem.opened_at, problem.acknowledged,
-                           self.outbox.last_sent(problem.fingerprint, tx=conn), tags)
+    def _queue(self, conn: sa.Connection, problem: Problem, policy: Policy, tags: Mapping[str, str] | None,
+               news: str | None = None) -> Plan:
+        """Queue the policy's plan for the problem; one that was just reopened is news to every
+        channel, whatever their cooldown."""
+        last_sent = {} if news == REOPENED else self.outbox.last_sent(problem.fingerprint, tx=conn)
+        plan = policy.plan(problem.alert, self.now(), problem.opened_at, problem.acknowledged, last_sent, tags)
         for dispatch in plan.dispatches:
             self.outbox.enqueue(problem.alert, [dispatch.channel], dispatch.not_before, tx=conn)
         return plan
 
-    def _observe(self, conn: sa.Connection, alert: AlertRecord, lifecycle: Lifecycle) -> tuple[Problem, bool]:
+    def _observe(self, conn: sa.Connection, alert: AlertRecord, lifecycle: Lifecycle) -> tuple[Problem, str | None]:
         """Count the window in the problem's history: a newer window adds one and reopens a problem
         resolved within `reopen_within`, or starts the next episode when it was resolved longer ago;
-        a rerun or an older window changes neither. Returns the problem and whether it is new."""
+        a rerun or an older window changes neither. Returns the problem and what is news about it:
+        OPEN (a new incident), REOPENED, or None."""
         found = self.rows.current(conn, alert.fingerprint, lock=True)
         newer = found is not None and alert.window > found.last_window
         if found is None or (found.state == RESOLVED and newer
@@ -204,17 +208,18 @@ class ProblemLog:
                 fingerprint=alert.fingerprint, model=alert.model, version=alert.version, kind=alert.kind, state=OPEN,
                 first_window=alert.window, last_window=alert.window, occurrence=1, opened_at=self.now(),
                 acknowledged_at=None, resolved_at=None, payload=alert.to_dict(), episode=episode, record=alert.record))
-            return _problem(self.rows.find(conn, alert.fingerprint)), True
+            return _problem(self.rows.find(conn, alert.fingerprint)), OPEN
         values: dict = {}
-        occurrence = found.occurrence
+        occurrence, news = found.occurrence, None
         if newer:
             occurrence += 1
             values |= {"occurrence": occurrence, "last_window": alert.window, "healthy_windows": 0}
             if found.state == RESOLVED:
                 values |= {"state": REOPENED, "resolved_at": None, "acknowledged_at": None}
+                news = REOPENED
         alert = replace(alert, fingerprint=found.fingerprint, occurrence=occurrence)
         self.rows.update(conn, found.fingerprint, payload=alert.to_dict(), **values)
-        return _problem(self.rows.find(conn, found.fingerprint)), False
+        return _problem(self.rows.find(conn, found.fingerprint)), news
 
     def _recover(self, conn: sa.Connection, model: str, version: str, window: str, present: set[str],
                  lifecycle: Lifecycle) -> None:
