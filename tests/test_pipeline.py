@@ -175,3 +175,18 @@ def test_scorecard_shows_the_history_of_a_flagged_model(instance):
     assert metadata["latest_status"].value == "degraded"
     assert "| concept_alarms |" in history
     assert metadata["trend"].value.startswith("![")
+
+
+def test_each_model_lists_its_problems_with_state_and_tickets(demo):
+    """The contract key `problems`: [{"kind", "state", "opened", "tickets"}] per model."""
+    models = by_name(demo[1])
+    concept = {p["kind"]: p for p in models["breast_cancer_classifier"]["problems"]}
+    assert set(concept) == {"concept_drift", "performance", "promotion_approval"}
+    assert all({"kind", "state", "opened", "tickets"} <= set(p) for m in models.values() for p in m["problems"])
+    assert {p["state"] for m in models.values() for p in m["problems"]} <= {"open", "acknowledged", "resolved",
+                                                                           "reopened"}
+    assert concept["performance"]["opened"] == DRIFTED_DAYS[0] and concept["performance"]["state"] == "open"
+    assert concept["performance"]["tickets"] == [{"channel": "tickets",
+                                                  "id": "breast_cancer_classifier:1:performance"}]
+    assert concept["promotion_approval"]["record"] == "change"
+    assert models["wine_classifier"]["problems"] == []

@@ -23,6 +23,7 @@ import pandas as pd
 
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
+from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.config import MonitoringConfig
 from watchkeeper.health import FAILED, Verdict
 from watchkeeper.inference_log import InferenceLog
@@ -57,6 +58,7 @@ class ModelWindow:
     alarms: dict[str, int] = field(default_factory=dict)   # stream -> alarms raised this window
     verdict: Verdict | None = None
     plans: dict[str, Plan] = field(default_factory=dict)
+    alerts: list[AlertRecord] = field(default_factory=list)   # what the window raised, kept across reruns
     failures: dict[str, str] = field(default_factory=dict)  # stage -> reason, from this run
 
     @property
@@ -132,6 +134,8 @@ class WindowMonitor:
                 if self.policy is not None:
                     outcome.plans = self.problem_log.record(model, version, day, alerts, self.policy, latest, tx=tx)
         outcome.verdict = verdict
+        if self.policy is not None:
+            outcome.alerts = [AlertRecord.from_dict(a.payload) for a in self.problem_log.window_alerts(model, day)]
 
 
 def failed_verdict(standing: list[StoredFailure]) -> Verdict:
