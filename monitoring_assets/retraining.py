@@ -22,6 +22,7 @@ class RetrainConfig(dg.Config):
     model: str
     windows: list[str]
     inputs_stable: bool = False   # no data drift in those windows: recalibration is tried first
+    concept_drift: bool = False   # those windows raised concept drift: `auto` trains on recent rows only
 
 
 @dg.op(description="Build the training set, train a challenger, register it in MLflow and run the gate; "
@@ -31,7 +32,7 @@ def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlfl
                      monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dict:
     policy = monitoring_config.load().for_model(config.model).retraining.policy
     outcome = run_retraining(mlflow_registry.registry(), drop_folder.log(), config.model, config.windows,
-                             policy, config.inputs_stable)
+                             policy, config.inputs_stable, config.concept_drift)
     final = outcome.final
     if final.status == NEEDS_APPROVAL:
         _ask_for_approval(context, monitoring_store, alerting, config, str(final.challenger.version), final.decision.reason)
