@@ -28,6 +28,8 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
         "WATCHKEEPER_DATA_DIR": str(home),
         "WATCHKEEPER_ALERT_POLICY": str(PROJECT / "deploy" / "alerting.demo.yaml"),
+        # alert links are absolute: the MLflow UI of the demo is `mlflow ui --backend-store-uri sqlite:///mlflow.db`
+        "WATCHKEEPER_MLFLOW_UI_URL": "http://127.0.0.1:5000",
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -54,6 +56,7 @@ def demo_secret(home: Path, name: str) -> str:
 
 def demo_command(args: argparse.Namespace) -> int:
     home = args.dir.resolve()
+    os.environ["WATCHKEEPER_DAGSTER_URL"] = f"http://127.0.0.1:{args.port}"   # alert links open this UI
     summary = build_demo(home)
     print(json.dumps(summary, indent=2) if args.format == "json" else _text(summary))
     if args.headless:

@@ -39,7 +39,7 @@ def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLog
                     alerting: AlertingResource):
     day = context.partition_key
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
-    links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
+    links = lambda model, version: alert_links(alerting.dagster_base(), context.run_id, alerting.mlflow_base(),  # noqa: E731
                                                model, version)
     monitor = WindowMonitor(monitoring_store.store(), drop_folder.log(), monitoring_config.load(),
                             alerting.policy(), links)

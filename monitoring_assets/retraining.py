@@ -45,7 +45,7 @@ def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlfl
 def _ask_for_approval(context: dg.OpExecutionContext, monitoring_store: MonitoringStoreResource,
                       alerting: AlertingResource, config: RetrainConfig, version: str, reason: str) -> None:
     """A challenger won the gate but policy wants a person: record the change and open its ticket."""
-    links = alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url, config.model, version,
+    links = alert_links(alerting.dagster_base(), context.run_id, alerting.mlflow_base(), config.model, version,
                         asset="retrain_model")
     alert = approval_alert(config.model, version, config.windows[-1], reason, links)
     ProblemLog(monitoring_store.store()).record(config.model, version, alert.window, [alert], alerting.policy(),

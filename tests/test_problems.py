@@ -185,3 +185,31 @@ def test_record_queues_the_verdicts_alerts_where_the_policy_routes_them(log, pol
         "churn-eu:3:concept_drift": ["jira-mlops", "outbox", "servicenow", "slack-ml-platform"],
         "churn-eu:3:performance": ["jira-mlops", "outbox", "servicenow", "slack-ml-platform"]}
     assert len(log.outbox.rows(PENDING)) == 10
+
+
+def test_a_concept_drift_alert_carries_the_detector_the_error_rates_and_the_segments():
+    from watchkeeper.alerting.channels.content import plain_text
+    from watchkeeper.concept import AUTO, label_alarms, with_error_rates
+
+    errors = [0] * 600 + [1] * 400
+    [alarm] = with_error_rates(label_alarms([1500], 900, [f"p{i}" for i in range(1000)],
+                                            [f"t{i}" for i in range(1000)]), errors, 900, AUTO, span=100)
+    assert (alarm["detector"], alarm["error_rate_before"], alarm["error_rate_after"]) == (
+        "adwin (auto: delta 0.01, clock 1)", 0.0, 1.0)
+    reasons = [{"signal": "concept_drift", "detail": "1 stream detector alarm(s) on the prediction errors",
+                "alarms": [alarm]},
+               {"signal": "root_cause", "detail": "the relation changed", "features": [],
+                "segments": [{"segment": "sex=F", "delta": -0.21}, {"segment": "sex=M", "delta": -0.02}]}]
+    [built] = build_alerts("churn", "3", "2026-11-10", "binary", "degraded", reasons, {})
+    assert built.kind == "concept_drift" and built.alarms[0]["error_rate_after"] == 1.0
+    assert [s["segment"] for s in built.segments] == ["sex=F", "sex=M"]
+    text = plain_text(built)
+    assert "* alarm 1: adwin (auto: delta 0.01, clock 1) at t600 (index 1500): error rate 0 -> 1" in text
+    assert "Affected segments:\n* sex=F: Δ -0.21 vs reference" in text
+
+
+def test_alert_links_are_absolute_from_the_configured_bases_or_absent():
+    assert alert_links("http://127.0.0.1:3001/", "r 1", "https://mlflow.example.com", "churn eu", "3") == {
+        "dagster_run": "http://127.0.0.1:3001/runs/r%201", "dagster_asset": "http://127.0.0.1:3001/assets/model_health",
+        "mlflow_model_version": "https://mlflow.example.com/#/models/churn%20eu/versions/3"}
+    assert alert_links("/dagster", "r1", "", "churn", "3") == {}          # never a relative link

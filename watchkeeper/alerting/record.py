@@ -32,6 +32,8 @@ class AlertRecord:
     features: list[dict] = field(default_factory=list)   # {name, test, statistic, p_value, effect_size, effect_metric}
     metrics: list[dict] = field(default_factory=list)    # {name, value, lower, upper, reference, delta}
     links: dict[str, str] = field(default_factory=dict)  # {"dagster": url, "mlflow": url}
+    alarms: list[dict] = field(default_factory=list)     # {detector, index, timestamp, error_rate_before, error_rate_after}
+    segments: list[dict] = field(default_factory=list)   # {segment, delta}: the worst segments first
     occurrence: int = 1         # how many windows this problem has persisted (escalation input)
     record: str = INCIDENT      # one of RECORDS: which ticket type a ticketing channel opens
     event: str = RAISED         # RAISED (create or update the ticket) or RESOLVED (comment and close it)
