@@ -92,6 +92,17 @@ def test_acknowledging_the_ticket_stops_escalation(rig, who):
     assert [p.state for p in log.problems()] == [ACKNOWLEDGED if who else "open"]
 
 
+def test_a_ticketing_system_that_is_down_is_reported_and_the_other_is_read(rig):
+    jira, sn, log, policy, _ = rig
+    judge(log, policy, "2026-11-10", degraded=True)
+    deliver(log, policy)
+    sn.assign(sn.incidents[0]["number"])
+    jira.down()
+    result = sync_tickets(log, policy.build_channels())
+    assert result.acknowledged == [INCIDENT]
+    assert list(result.errors) == [f"{INCIDENT} @ jira"] and "Jira: connection failed" in result.errors[f"{INCIDENT} @ jira"]
+
+
 def test_recovery_resolves_the_ticket_with_a_comment_and_a_recurrence_reopens_it(rig):
     jira, sn, log, policy, _ = rig
     judge(log, policy, "2026-11-10", degraded=True)
