@@ -146,8 +146,11 @@ def test_three_incidents_with_one_cause_raise_one_problem_record(rig):
     assert len(sn.incidents) == 4
     assert problem_record["short_description"] == "churn-eu: recurring performance (3 incidents)"
     assert "churn-eu:1:performance (from 2026-11-01)" in problem_record["description"]
-    assert {p.fingerprint for p in log.problems() if p.record == "problem"} == {
-        fingerprint("churn-eu", ANY_VERSION, "performance")}
+    cause = fingerprint("churn-eu", ANY_VERSION, "performance")
+    assert {p.fingerprint for p in log.problems() if p.record == "problem"} == {cause}
+    jira.resolve(jira.issues[3]["key"])                               # its owners removed the cause
+    assert sync_tickets(log, policy.build_channels()).resolved == [cause]
+    assert [p.state for p in log.problems() if p.record == "problem"] == [RESOLVED]
 
 
 @pytest.mark.parametrize("approver", ["jira", "servicenow", "cli"])
@@ -193,7 +196,7 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
                                          resources=resources) as context:
                 return sensor.evaluate_tick(context)
 
-        assert tick(ticket_sync_sensor).skip_message == "acknowledged 0, approved 0, unread 0"
+        assert tick(ticket_sync_sensor).skip_message == "acknowledged 0, approved 0, resolved 0, unread 0"
         if approver == "jira":
             jira.set_status(issue["key"], "Approved")
         elif approver == "servicenow":
@@ -202,7 +205,7 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
             assert main(["approve", "--model", MODEL, "--version", version, "--tracking-uri",
                          registry.tracking_uri, "--store-url", store_url, "--by", "alice"]) == 0
         synced = tick(ticket_sync_sensor)
-        assert synced.skip_message == f"acknowledged 0, approved {int(approver != 'cli')}, unread 0"
+        assert synced.skip_message == f"acknowledged 0, approved {int(approver != 'cli')}, resolved 0, unread 0"
         assert aliases(registry) == {"champion": version, "previous_champion": "1"}
 
         deliver(log, policy)                                        # the change's tickets are told and closed
