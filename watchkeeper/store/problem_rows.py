@@ -31,13 +31,19 @@ class ProblemRows:
 
     def current(self, conn: sa.Connection, base: str, lock: bool = False) -> StoredProblem | None:
         """The newest episode of the problem whose first episode's fingerprint is `base` (episodes
-        after it are `base#2`, `base#3`, ...); None when it never happened."""
+        after it are `base#2`, `base#3`, ...); None when it never happened.
+
+        A later episode exists only once the one before it was resolved, so the first episode,
+        found by its key, is the current one unless it is resolved; only then are later ones looked for.
+        """
+        first = self.find(conn, base, lock)
+        if first is None or first.state != "resolved":
+            return first
         c = problems.c
-        query = (sa.select(problems).where(sa.or_(c.fingerprint == base, c.fingerprint.startswith(f"{base}#",
-                                                                                                   autoescape=True)))
+        query = (sa.select(problems).where(c.fingerprint.startswith(f"{base}#", autoescape=True))
                  .order_by(c.episode.desc()).limit(1))
         found = conn.execute(query.with_for_update() if lock else query).mappings().first()
-        return _record(found) if found is not None else None
+        return _record(found) if found is not None else first
 
     def count_incidents(self, conn: sa.Connection, model: str, kind: str) -> int:
         """Incidents of `kind` the model has had, over every version and episode."""
