@@ -222,3 +222,21 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
     assert log.store.latest_profiles()[MODEL].version == version
     assert main(["approve", "--model", MODEL, "--version", version, "--tracking-uri", registry.tracking_uri,
                  "--store-url", store_url]) == 2                 # approved once only
+
+
+def test_approve_refuses_what_is_not_waiting_for_approval_in_one_line(tracking_uri, tmp_path, capsys,  # noqa: F811
+                                                                       monkeypatch):
+    from cli.main import main
+
+    monkeypatch.delenv("WATCHKEEPER_MLFLOW_URI", raising=False)
+    monkeypatch.delenv("WATCHKEEPER_STORE_URL", raising=False)
+    store = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    cases = [(["--model", "churn", "--version", "1"], "pass --tracking-uri and --store-url"),
+             (["--model", "churn", "--version", "1", "--tracking-uri", tracking_uri, "--store-url", store],
+              "churn v1: Model Version (name=churn, version=1) not found"),
+             (["--model", "churn", "--version", "x1", "--tracking-uri", tracking_uri, "--store-url", store],
+              "churn vx1: Parameter 'version' must be an integer")]
+    for argv, words in cases:
+        assert main(["approve", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
