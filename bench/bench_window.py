@@ -6,6 +6,10 @@ multi-partition would launch): the same job on a store holding a single model, r
 sample of models and scaled to the fleet. Both are measured in this run, on a real
 (temporary, SQLite) Dagster instance.
 
+Encryption at rest (docs/security.md) is measured the same way: the same fleet twice, once with
+every file and sealed store column encrypted under a file KMS and once in plain Parquet, the
+batched run timed alternately on each (`--baseline-runs 0` skips the one-run-per-model baseline).
+
     .venv/bin/python bench/bench_window.py [--models 100] [--baseline-runs 10] [--demo-dir PATH]
 """
 
@@ -13,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,22 +35,53 @@ def build_demo(directory: Path) -> None:
                        cwd=ROOT, check=True, capture_output=True)
 
 
-def fleet(demo: Path, home: Path, names: list[str]) -> None:
-    """A drop folder and store with `names` models, each a copy of a demo model."""
+@contextmanager
+def keys(folder: Path | None):
+    """The KMS folder the code under it encrypts with (None: no key, plain files and columns)."""
+    from watchkeeper.security.kms import KMS_DIR_ENV, FileKms
+
+    before = os.environ.pop(KMS_DIR_ENV, None)
+    if folder is not None:
+        FileKms.create(folder)
+        os.environ[KMS_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(KMS_DIR_ENV, None)
+        if before is not None:
+            os.environ[KMS_DIR_ENV] = before
+
+
+def fleet(demo: Path, home: Path, names: list[str], kms: Path | None = None) -> None:
+    """A drop folder and store with `names` models, each a copy of a demo model, encrypted under
+    the KMS folder `kms` (None: plain)."""
+    from watchkeeper.frames import read_parquet
+    from watchkeeper.security.sealed_files import write_parquet
     from watchkeeper.store import MonitoringStore
 
-    source = MonitoringStore(f"sqlite:///{demo / 'monitoring.db'}").latest_profiles()
+    with keys(demo / "secrets" / "kms"):
+        source = MonitoringStore(f"sqlite:///{demo / 'monitoring.db'}").latest_profiles()
+        frames = {path.relative_to(demo): read_parquet(path) for stream in ("inference", "labels")
+                  for path in (demo / stream).glob("*/*.parquet")}
     demo_models = sorted(source)
     home.mkdir(parents=True, exist_ok=True)
-    store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
-    for i, name in enumerate(names):
-        original = source[demo_models[i % len(demo_models)]]
-        store.put_profile(name, original.version, original.task, original.profile, original.reference)
-        for stream in ("inference", "labels"):
-            shutil.copytree(demo / stream / original.model, home / stream / name)
+    with keys(kms):
+        store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
+        for i, name in enumerate(names):
+            original = source[demo_models[i % len(demo_models)]]
+            store.put_profile(name, original.version, original.task, original.profile, original.reference)
+            for path, frame in frames.items():
+                stream, model, file = path.parts
+                if model == original.model:
+                    write_parquet(frame, home / stream / name / file)
 
 
-def timed_run(home: Path) -> float:
+def timed_run(home: Path, kms: Path | None = None) -> float:
+    with keys(kms):
+        return _timed_run(home)
+
+
+def _timed_run(home: Path) -> float:
     import dagster as dg
 
     from definitions import defs
@@ -55,6 +90,7 @@ def timed_run(home: Path) -> float:
                        "WATCHKEEPER_DATA_DIR": str(home), "WATCHKEEPER_MLFLOW_URI": "sqlite:///unused.db",
                        "WATCHKEEPER_ALERT_POLICY": str(ROOT / "deploy" / "alerting.demo.yaml"),
                        "WATCHKEEPER_LOG_LEVEL": "WARNING"})
+    os.environ.setdefault("WATCHKEEPER_SIGNING_KEY", "bench-signing-key-" + "0" * 32)   # detector state is signed
     job = defs.resolve_job_def("evaluate_window")
     with dg.DagsterInstance.ephemeral() as instance:
         start = time.perf_counter()
@@ -76,15 +112,26 @@ def main() -> None:
         demo.mkdir(parents=True, exist_ok=True)
         build_demo(demo)
         names = [f"model-{i:04d}" for i in range(args.models)]
-        batched_home = Path(tmp) / "batched"
-        fleet(demo, batched_home, names)
-        timed_run(batched_home)   # warm-up: imports and first-run caches are not the window's cost
-        batched = statistics.median(timed_run(batched_home) for _ in range(3))
+        batched_home, plain_home, kms = Path(tmp) / "batched", Path(tmp) / "plain", Path(tmp) / "kms"
+        fleet(demo, batched_home, names, kms)
+        fleet(demo, plain_home, names)
+        timed_run(batched_home, kms)   # warm-up: imports and first-run caches are not the window's cost
+        timed_run(plain_home)
+        on, off = [], []
+        for _ in range(3):             # alternately, so a busier minute weighs on both
+            on.append(timed_run(batched_home, kms))
+            off.append(timed_run(plain_home))
+        batched, plain = statistics.median(on), statistics.median(off)
+        print("| models | encryption off (s) | encryption on (s) | overhead |")
+        print("|---|---|---|---|")
+        print(f"| {args.models} | {plain:.2f} | {batched:.2f} | {100 * (batched / plain - 1):+.1f}% |")
+        if not args.baseline_runs:
+            return
         singles = []
         for i, name in enumerate(names[: args.baseline_runs]):
             home = Path(tmp) / f"single-{i}"
-            fleet(demo, home, [name])
-            singles.append(timed_run(home))
+            fleet(demo, home, [name], kms)
+            singles.append(timed_run(home, kms))
         per_model = statistics.median(singles)
     baseline = per_model * args.models
     print(f"| models | batched run (s) | one run per model (s, {args.baseline_runs} runs scaled) | speed-up |")

@@ -23,6 +23,7 @@ def demo_environment(home: Path) -> dict[str, str]:
     """The environment variables the code location reads, pointing into `home`."""
     return {
         "WATCHKEEPER_SIGNING_KEY": demo_secret(home, "signing.key"),
+        "WATCHKEEPER_KMS_DIR": demo_kms(home),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "WATCHKEEPER_MLFLOW_URI": f"sqlite:///{home / 'mlflow.db'}",
         "WATCHKEEPER_STORE_URL": f"sqlite:///{home / 'monitoring.db'}",
@@ -54,6 +55,33 @@ def demo_secret(home: Path, name: str) -> str:
     return path.read_text().strip()
 
 
+def demo_endpoint_secrets(home: Path) -> None:
+    """The exporter's scrape token and a TLS certificate for 127.0.0.1/localhost, signed by the
+    demo's own CA (secrets/ca.crt is what a client trusts), so that `watchkeeper exporter` and
+    `watchkeeper ui` run in the demo folder serve https with credentials and no setup."""
+    from watchkeeper.security.certificates import issue, new_authority
+
+    demo_secret(home, "exporter.token")
+    folder = home / "secrets"
+    if all((folder / name).exists() for name in ("ca.crt", "tls.crt", "tls.key")):
+        return
+    authority = new_authority()
+    server = issue(authority, ["localhost", "127.0.0.1", "::1"])
+    for name, data in (("ca.crt", authority.certificate), ("tls.crt", server.certificate), ("tls.key", server.key)):
+        (folder / name).touch(mode=0o600)
+        (folder / name).write_bytes(data)
+
+
+def demo_kms(home: Path) -> str:
+    """The demo's key-encryption keys (a file KMS under `home/secrets/kms`, made once): with it,
+    inference files, windows, reference data and sealed store columns are encrypted at rest."""
+    from watchkeeper.security.kms import FileKms
+
+    folder = home / "secrets" / "kms"
+    FileKms.create(folder)
+    return str(folder)
+
+
 def demo_command(args: argparse.Namespace) -> int:
     home = args.dir.resolve()
     os.environ["WATCHKEEPER_DAGSTER_URL"] = f"http://127.0.0.1:{args.port}"   # alert links open this UI
@@ -72,6 +100,7 @@ def build_demo(home: Path) -> dict:
     for name in GENERATED:
         shutil.rmtree(home / name, ignore_errors=True) if (home / name).is_dir() else (home / name).unlink(missing_ok=True)
     os.environ.update(demo_environment(home))
+    demo_endpoint_secrets(home)
     (home / "dagster_home").mkdir(parents=True)
     shutil.copy(PROJECT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
 

@@ -15,9 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli import arguments as arg
+from cli.endpoint_security import add_tls_arguments, demo_secret_file, server_tls
 
 DEFAULT_PORT = 9715
 DEFAULT_MAX_FEATURES = 50
+TOKEN_ENV = "WATCHKEEPER_EXPORTER_TOKEN"
+TOKEN_FILE = "exporter.token"   # under ./secrets in a demo folder, made by `watchkeeper demo`
 RECENT_RUNS = 500   # run records read per scrape for the pipeline series
 
 
@@ -36,6 +39,9 @@ def add_exporter_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--push-gateway", metavar="URL", type=arg.http_url,
                         help="push the metrics once to this Pushgateway and exit instead of serving")
     parser.add_argument("--job", type=arg.name, default="watchkeeper", help="Pushgateway job name (default %(default)s)")
+    add_tls_arguments(parser)
+    parser.add_argument("--client-ca", type=arg.input_file, help="require client certificates signed by this CA "
+                        "(mutual TLS) instead of a bearer token")
 
 
 def exporter_command(args: argparse.Namespace) -> int:
@@ -54,7 +60,25 @@ def exporter_command(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot read {_describe(store.store_url, home)}: {_first_line(error)}") from error
     if args.push_gateway:
         return _push(args.push_gateway, args.job, sources)
-    return _serve(sources, args.host, args.port, store.store_url, home)
+    tls = server_tls(args, args.host, args.client_ca)
+    token = None if args.client_ca else scrape_token()
+    return _serve(sources, args.host, args.port, store.store_url, home, token, tls)
+
+
+def scrape_token():
+    """The token a scrape must present: $WATCHKEEPER_EXPORTER_TOKEN, else ./secrets/exporter.token."""
+    from cli.main import CommandError
+    from watchkeeper.security.bearer import SharedToken
+
+    path = demo_secret_file(TOKEN_FILE)
+    text = os.environ.get(TOKEN_ENV) or (path.read_text() if path else "")
+    if not text:
+        raise CommandError(f"the exporter needs credentials: set {TOKEN_ENV} (or run it in a demo folder, "
+                           "which has secrets/exporter.token), or pass --client-ca for mutual TLS")
+    try:
+        return SharedToken(text)
+    except ValueError as error:
+        raise CommandError(f"{TOKEN_ENV if os.environ.get(TOKEN_ENV) else path}: {error}") from None
 
 
 def store_url(given: str | None) -> str:
@@ -138,16 +162,17 @@ def _push(gateway: str, job: str, sources: list) -> int:
     return 0
 
 
-def _serve(sources: list, host: str, port: int, url: str, home: Path | None) -> int:
+def _serve(sources: list, host: str, port: int, url: str, home: Path | None, token, tls) -> int:
     from cli.main import CommandError
     from watchkeeper.metrics_export import serve
 
     try:
-        server, thread = serve(sources, host, port)
+        server, thread = serve(sources, host, port, token, tls.context if tls else None)
     except OSError as error:
         raise CommandError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
-    print(f"serving {_describe(url, home)} on http://{host}:{server.server_address[1]}/metrics "
-          "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+    scheme, credential = ("https", "mutual TLS" if token is None else "bearer token") if tls else ("http", "bearer token")
+    print(f"serving {_describe(url, home)} on {scheme}://{host}:{server.server_address[1]}/metrics "
+          f"({credential} required; Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         thread.join()
     except KeyboardInterrupt:

@@ -47,15 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--config", type=arg.input_file, help="drift config YAML/JSON (see docs/drift.md)")
 
     from cli.approve import add_approve_parser
+    from cli.audit import add_audit_parser
     from cli.config import add_config_parser
     from cli.db import add_db_parser
     from cli.exporter import add_exporter_parser
     from cli.gate import add_gate_parser
+    from cli.privacy import add_privacy_parsers
+    from cli.ui import add_ui_parser
     add_exporter_parser(commands)
+    add_ui_parser(commands)
+    add_privacy_parsers(commands)
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
     add_approve_parser(commands)
+    add_audit_parser(commands)
 
     try:
         args, extra = parser.parse_known_args(argv)
@@ -70,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             from cli.config import config_command
             return config_command(args)
+        if args.command == "audit":
+            from cli.audit import audit_command
+            return audit_command(args)
         if args.command == "db":
             from cli.db import db_command
             return db_command(args)
@@ -82,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "exporter":
             from cli.exporter import exporter_command
             return exporter_command(args)
+        if args.command == "ui":
+            from cli.ui import ui_command
+            return ui_command(args)
+        if args.command in ("erase", "retention"):
+            from cli.privacy import erase_command, retention_command
+            return erase_command(args) if args.command == "erase" else retention_command(args)
         if args.command == "stream":
             from cli.stream import stream_command
             return stream_command(args)
@@ -94,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _prog(args) -> str:
     """The command as typed: `watchkeeper drift`, `watchkeeper config validate`."""
-    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, "config_command", None)])])
+    return " ".join(["watchkeeper", args.command, *filter(None, [getattr(args, f"{args.command}_command", None)])])
 
 
 def _fail(args, message: str) -> int:

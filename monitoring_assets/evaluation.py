@@ -7,7 +7,15 @@ model, and commits each verdict with its problems and alerts in one transaction.
 whichever of the five a job selects (a label refresh recomputes only performance and health);
 each asset's metadata is drawn from the same per-model outcomes by its module. A step killed
 mid-way is retried (RetryPolicy): what committed is replaced, nothing counted twice.
+
+Lineage carries real versions: each asset's code version is a digest of the engine's source,
+production_window's data version is a digest of the day's rows (of every model), and the
+derived assets' data versions also cover each model's profile and model version; every
+materialization shows the per-model versions (watchkeeper.lineage), as the verdict versions in
+the store do.
 """
+
+import os
 
 import dagster as dg
 
@@ -16,7 +24,11 @@ from monitoring_assets.partitions import daily_windows
 from monitoring_assets.quality import DATA_QUALITY, quality_result
 from resources import AlertingResource, InferenceLogResource, MonitoringConfigResource, MonitoringStoreResource
 from watchkeeper.alerting.builder import alert_links
-from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, WindowMonitor
+from watchkeeper.lineage import code_version, combined
+from watchkeeper.monitor import CONCEPT, DRIFT, HEALTH, PERFORMANCE, WINDOW, ModelWindow, WindowMonitor
+from watchkeeper.security.audit import Actor, record_configuration
+from watchkeeper.security.residency import POLICY_ENV
+from watchkeeper.tables import markdown_table
 
 PRESENTERS = {windows.SPEC.key: (WINDOW, windows.metadata), drift.SPEC.key: (DRIFT, drift.metadata),
               performance.SPEC.key: (PERFORMANCE, performance.metadata), concept.SPEC.key: (CONCEPT, concept.metadata),
@@ -27,7 +39,8 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 
 @dg.multi_asset(
     name="evaluate_models",
-    specs=[windows.SPEC, drift.SPEC, performance.SPEC, concept.SPEC, health.SPEC],
+    specs=[spec.replace_attributes(code_version=code_version())
+           for spec in (windows.SPEC, drift.SPEC, performance.SPEC, concept.SPEC, health.SPEC)],
     check_specs=[DATA_QUALITY, health.EVALUATED],
     partitions_def=daily_windows,
     can_subset=True,
@@ -41,13 +54,30 @@ def evaluate_models(context: dg.AssetExecutionContext, drop_folder: InferenceLog
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
     links = lambda model, version: alert_links(alerting.dagster_base(), context.run_id, alerting.mlflow_base(),  # noqa: E731
                                                model, version)
-    monitor = WindowMonitor(monitoring_store.store(), drop_folder.log(), monitoring_config.load(),
-                            alerting.policy(), links)
+    store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
+    record_configuration(store, {"monitoring": monitoring_config.path, "alerting": alerting.policy_path,
+                                 "residency": os.environ.get(POLICY_ENV)}, actor)
+    monitor = WindowMonitor(store, drop_folder.log(), monitoring_config.load(), alerting.policy(), links, actor)
     outcomes = monitor.evaluate(day, [PRESENTERS[key][0] for key in selected])
     for outcome in outcomes:
         for stage, reason in outcome.failures.items():
             context.log.error(f"{outcome.model} {day}: {stage} failed: {reason}")
+    lineage = lineage_metadata(outcomes)
     for key in selected:
-        yield dg.MaterializeResult(asset_key=key, metadata=PRESENTERS[key][1](day, outcomes))
+        yield dg.MaterializeResult(asset_key=key, metadata={**PRESENTERS[key][1](day, outcomes), **lineage},
+                                   data_version=data_version(key, outcomes))
     for key in context.selected_asset_check_keys:
         yield CHECKS[key](outcomes)
+
+
+def data_version(key: dg.AssetKey, outcomes: list[ModelWindow]) -> dg.DataVersion:
+    """The window's version is its rows'; a derived asset's also covers each reference and model."""
+    if key == windows.SPEC.key:
+        return dg.DataVersion(combined(f"{o.model}:{o.lineage.data_version}" for o in outcomes))
+    return dg.DataVersion(combined(f"{o.model}:{sorted(o.lineage.to_dict().items())}" for o in outcomes))
+
+
+def lineage_metadata(outcomes: list[ModelWindow]) -> dict:
+    rows = [{"model": o.model, "revision": o.revision or "", **o.lineage.to_dict()} for o in outcomes]
+    return {"lineage": dg.MetadataValue.md(markdown_table(
+        rows, ["model", "model_version", "data_version", "profile_version", "code_version", "revision"]))}

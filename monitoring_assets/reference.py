@@ -3,8 +3,12 @@
 import dagster as dg
 
 from monitoring_assets.partitions import model_partitions
-from resources import MlflowRegistryResource, MonitoringStoreResource
+from resources import MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+from watchkeeper.lineage import profile_version
+from watchkeeper.privacy.sensitive import SensitiveColumns
 from watchkeeper.reference import ModelReference, build_reference
+from watchkeeper.security.audit import CHAMPION_PROFILED
+from watchkeeper.store import StoredProfile
 from watchkeeper.tables import markdown_table
 from watchkeeper.telemetry import evaluation_span
 
@@ -18,7 +22,8 @@ from watchkeeper.telemetry import evaluation_span
                 "of each feature, and a CBPE estimator calibrated on the validation data.",
 )
 def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: MlflowRegistryResource,
-                      monitoring_store: MonitoringStoreResource) -> dg.MaterializeResult:
+                      monitoring_store: MonitoringStoreResource,
+                      monitoring_config: MonitoringConfigResource) -> dg.MaterializeResult:
     registry = mlflow_registry.registry()
     model = context.partition_key
     champion = registry.champions().get(model)
@@ -27,11 +32,19 @@ def reference_profile(context: dg.AssetExecutionContext, mlflow_registry: Mlflow
     with evaluation_span("reference_profile", model, champion.version, "reference") as step:
         train, validation = registry.reference_frames(champion)
         step.set(rows=len(train), validation_rows=len(validation))
+        configured = monitoring_config.load().for_model(model).privacy.sensitive
+        sensitive = SensitiveColumns(configured.columns | champion.sensitive, configured.min_count)
         reference = build_reference(model, champion.version, champion.task, train, validation,
-                                    registry.load_model(champion))
-        monitoring_store.store().put_profile(model, champion.version, champion.task, *reference.to_stored())
-    return dg.MaterializeResult(metadata={
+                                    registry.load_model(champion), sensitive)
+        store, stored = monitoring_store.store(), StoredProfile(model, champion.version, champion.task,
+                                                                *reference.to_stored())
+        store.put_profile(model, champion.version, champion.task, stored.profile, stored.reference)
+    version = profile_version(stored)
+    store.audit(CHAMPION_PROFILED, model, f"dagster:{context.job_name}", context.run_id, model,
+                details={"model_version": champion.version, "profile_version": version})
+    return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
         "model_version": champion.version,
+        "profile_version": version,
         "task": champion.task,
         "reference_rows": len(train),
         "features": dg.MetadataValue.md(_feature_table(reference)),

@@ -12,8 +12,10 @@ from resources import (
 from watchkeeper.alerting.builder import alert_links
 from watchkeeper.problems import ProblemLog
 from watchkeeper.retraining.approval import approval_alert
-from watchkeeper.retraining.cycle import run_retraining
+from watchkeeper.retraining.cycle import audit_outcome, run_retraining
 from watchkeeper.retraining.gate import NEEDS_APPROVAL
+from watchkeeper.security.audit import Actor
+from watchkeeper.security.residency import ResidencyError, audit_refusal
 
 
 class RetrainConfig(dg.Config):
@@ -31,8 +33,14 @@ def retrain_model_op(context: dg.OpExecutionContext, config: RetrainConfig, mlfl
                      drop_folder: InferenceLogResource, monitoring_store: MonitoringStoreResource,
                      monitoring_config: MonitoringConfigResource, alerting: AlertingResource) -> dict:
     policy = monitoring_config.load().for_model(config.model).retraining.policy
-    outcome = run_retraining(mlflow_registry.registry(), drop_folder.log(), config.model, config.windows,
-                             policy, config.inputs_stable, config.concept_drift)
+    store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
+    try:
+        outcome = run_retraining(mlflow_registry.registry(), drop_folder.log(), config.model, config.windows,
+                                 policy, config.inputs_stable, config.concept_drift)
+    except ResidencyError as error:   # MLflow outside the policy: nothing was sent, and that is audited
+        audit_refusal(store, error, actor, config.model)
+        raise
+    audit_outcome(store, outcome, actor)
     final = outcome.final
     if final.status == NEEDS_APPROVAL:
         _ask_for_approval(context, monitoring_store, alerting, config, str(final.challenger.version), final.decision.reason)

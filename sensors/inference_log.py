@@ -31,10 +31,12 @@ from resources import InferenceLogResource
 from sensors.drop_cursor import RECENT_DAYS, DropCursor, by_day
 from sensors.skips import log_skipped, skipped_observation
 from watchkeeper.inference_log import INFERENCE, LABELS, DropFile, InferenceLog, Listing, files_digest
+from watchkeeper.lineage import file_version
 
 LABEL_BUDGET_SECONDS = 40.0   # no new arrival day is matched to windows after this; ticks must end within 60 s
 SOURCES = {INFERENCE: inference_log.key, LABELS: labels.key}
 WHAT = {INFERENCE: "inference files", LABELS: "label files"}
+DATA_VERSION_TAG = "dagster/data_version"   # Dagster's tag for an event's data version (external assets)
 
 
 @dataclass
@@ -132,5 +134,12 @@ def _report(context: dg.SensorEvaluationContext, cursor: DropCursor, listings: d
 
 
 def _arrival(key: dg.AssetKey, file: DropFile) -> dg.AssetMaterialization:
-    return dg.AssetMaterialization(asset_key=key, partition=file.day,
-                                   metadata={"model": file.model, "path": dg.MetadataValue.path(str(file.path))})
+    """A file that landed, with the version of its bytes as its data version: lineage starts at the
+    exact file a window was read from (a file that vanished meanwhile is versioned by its stat)."""
+    try:
+        version = file_version(file.path)
+    except OSError:
+        version = f"unreadable:{file.mtime_ns}:{file.size}"
+    return dg.AssetMaterialization(asset_key=key, partition=file.day, tags={DATA_VERSION_TAG: version},
+                                   metadata={"model": file.model, "path": dg.MetadataValue.path(str(file.path)),
+                                             "data_version": version})

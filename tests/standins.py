@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import ssl
 import re
 import threading
 import time
@@ -78,6 +79,13 @@ class Standin:
         self._port = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def serve_tls(self, certfile, keyfile):
+        """Speak https with this certificate (call before starting); returns self."""
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(str(certfile), str(keyfile))
+        return self
 
     # lifecycle ---------------------------------------------------------------
     def __enter__(self):
@@ -89,7 +97,7 @@ class Standin:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self._port}"
 
     def _start(self) -> None:
         standin = self
@@ -105,6 +113,8 @@ class Standin:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
+        if self._tls is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()

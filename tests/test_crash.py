@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from conftest import demo_copy, replayed_day
 from crash_location import POINTS
+from watchkeeper.store.audit_rows import verify_trail
 
 pytestmark = pytest.mark.slow
 DAY, VICTIM = "2026-11-15", "wine_classifier"
@@ -94,3 +95,10 @@ def test_a_step_killed_at_any_point_is_retried_to_the_same_result(point, clean, 
     assert (home / "crashed").read_text().startswith("killed after"), "the crash was planted"
     assert success and "STEP_UP_FOR_RETRY" in events and "STEP_RESTARTED" in events
     assert outcome(home) == clean
+    engine = sa.create_engine(f"sqlite:///{home / 'monitoring.db'}")
+    assert verify_trail(engine)[1] is None                                   # no half-written entry
+    with engine.connect() as conn:   # the killed transaction left no verdict version of the victim behind
+        versions = conn.execute(sa.text("SELECT count(*) FROM verdict_versions WHERE model = :m AND \"window\" = :d"),
+                                {"m": VICTIM, "d": DAY}).scalar()
+    engine.dispose()
+    assert versions == 1

@@ -20,11 +20,13 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, WATCHKEEPER
+from conftest import ROOT, WATCHKEEPER, free_port
+from test_prometheus import stop, wait_for
 from watchkeeper.metrics_export import Gauge, PipelineCollector, RunTiming, StoreCollector, push_metrics, render, serve
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.problems import ProblemLog, fingerprint
+from watchkeeper.security.bearer import SharedToken
 from watchkeeper.store import MonitoringStore
 
 OLD, NEW = "2026-11-01", "2026-11-02"
@@ -266,11 +268,16 @@ def test_push_metrics_puts_the_registry_under_the_job(store):
 
 # --- the command ------------------------------------------------------------------------
 
+def exporter_env(**extra: str) -> dict[str, str]:
+    """This environment without the exporter's settings (the command must find them itself), plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WATCHKEEPER_STORE_URL", "DAGSTER_HOME", "WATCHKEEPER_EXPORTER_TOKEN")}
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
 def run(args: list[str], cwd, env_extra: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("WATCHKEEPER_STORE_URL", "DAGSTER_HOME")}
-    env.update({"PYTHONPATH": str(ROOT), **(env_extra or {})})
-    return subprocess.run([*WATCHKEEPER, "exporter", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([*WATCHKEEPER, "exporter", *args], cwd=cwd, env=exporter_env(**(env_extra or {})),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_command_without_a_store_here_says_so_in_one_line(tmp_path):
@@ -290,3 +297,59 @@ def test_command_pushes_once_with_the_store_url_from_the_environment(store, tmp_
     with Gateway(status=503) as failing:
         refused = run(["--push-gateway", failing.url], tmp_path, {"WATCHKEEPER_STORE_URL": str(store.engine.url)})
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "503" in refused.stderr
+
+
+# --- credentials ------------------------------------------------------------------------
+
+TOKEN = "scrape-token-" + "x" * 32
+
+
+def test_a_scrape_without_the_token_gets_401_and_no_data(store):
+    server, thread = serve([collector(store)], "127.0.0.1", 0, token=SharedToken(TOKEN))
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong-" + TOKEN}, {"Authorization": TOKEN},
+                        {"Authorization": "Basic " + TOKEN}):
+            refused = requests.get(url, headers=headers, timeout=30)
+            assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "watchkeeper_" not in refused.text and "churn" not in refused.text
+        allowed = requests.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert allowed.status_code == 200 and 'watchkeeper_model_health{model="churn",version="2"} 2.0' in allowed.text
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_command_in_a_demo_folder_needs_the_token_from_its_secrets(store, tmp_path):
+    """The contract: started in a demo folder (monitoring.db and secrets/exporter.token, as
+    `watchkeeper demo` leaves them), it answers 401 without credentials and /metrics with them."""
+    from cli.demo import demo_endpoint_secrets
+
+    demo_endpoint_secrets(tmp_path)   # the store fixture wrote tmp_path/monitoring.db
+    token = (tmp_path / "secrets" / "exporter.token").read_text().strip()
+    port = free_port()
+    process = subprocess.Popen([*WATCHKEEPER, "exporter", "--port", str(port)], cwd=tmp_path, env=exporter_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"https://127.0.0.1:{port}/metrics"
+        ca = str(tmp_path / "secrets" / "ca.crt")
+        refused = wait_for(lambda: [requests.get(url, verify=ca, timeout=5)], "exporter", process=process)[0]
+        assert refused.status_code == 401 and "churn" not in refused.text
+        allowed = requests.get(url, verify=ca, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert allowed.status_code == 200 and 'model="churn"' in allowed.text
+    finally:
+        stop(process)
+    assert token not in process.stderr.read()
+
+
+def test_command_without_credentials_or_on_a_public_address_without_tls_refuses_to_start(store, tmp_path):
+    env = {"WATCHKEEPER_STORE_URL": str(store.engine.url)}
+    done = run(["--port", "0"], tmp_path, env)
+    assert done.returncode == 2 and "WATCHKEEPER_EXPORTER_TOKEN" in done.stderr and done.stderr.count("\n") == 1
+    env["WATCHKEEPER_EXPORTER_TOKEN"] = "short"
+    done = run(["--port", "0"], tmp_path, env)
+    assert done.returncode == 2 and "at least 32 characters" in done.stderr and "short" not in done.stderr
+    env["WATCHKEEPER_EXPORTER_TOKEN"] = TOKEN
+    done = run(["--port", "0", "--host", "0.0.0.0"], tmp_path, env)
+    assert done.returncode == 2 and "without TLS" in done.stderr

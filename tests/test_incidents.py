@@ -159,7 +159,7 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
     from cli.main import main
     from definitions import defs
     from monitoring_assets.reference import reference_profile
-    from resources import AlertingResource, MlflowRegistryResource, MonitoringStoreResource
+    from resources import AlertingResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
     from sensors.registry import registry_sensor
     from sensors.ticket_sync import ticket_sync_sensor
     from watchkeeper.retraining.approval import approval_alert
@@ -217,7 +217,8 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
         assert [(r.partition_key, r.run_key) for r in seen.run_requests] == [(MODEL, f"{MODEL}:{version}")]
         instance.add_dynamic_partitions("models", [MODEL])
         result = dg.materialize([reference_profile], partition_key=MODEL, instance=instance,
-                                resources={k: resources[k] for k in ("monitoring_store", "mlflow_registry")})
+                                resources={"monitoring_config": MonitoringConfigResource(path=""),
+                                           **{k: resources[k] for k in ("monitoring_store", "mlflow_registry")}})
         assert result.success
     assert log.store.latest_profiles()[MODEL].version == version
     assert main(["approve", "--model", MODEL, "--version", version, "--tracking-uri", registry.tracking_uri,

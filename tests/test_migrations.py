@@ -135,3 +135,30 @@ def test_a_store_newer_than_the_code_is_refused(tmp_path):
     with pytest.raises(MigrationError, match="revision 9999, newer than this Watchkeeper"):
         MonitoringStore(engine)
     assert main(["db", "upgrade", "--store-url", str(engine.url)]) == 2
+
+
+def test_the_releases_pickled_detectors_are_cleared_not_left_to_fail_every_window(released):
+    """The first release pickled the stream detector (unsigned) and the PCA detector; this release
+    refuses both. After the upgrade a stream resumes with a fresh detector at its element count and
+    a reference loads without its joint test (until it is profiled again)."""
+    import base64
+    import json
+    import pickle
+
+    from watchkeeper.concept import StreamState, resume
+    url, engine = released
+    legacy = base64.b64encode(pickle.dumps({"not": "trusted"})).decode()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE streams SET state_json = :s"),
+                     {"s": json.dumps({"detector": "auto", "state": legacy, "n_seen": 400})})
+        reference = json.loads(conn.execute(sa.text("SELECT reference_json FROM profiles WHERE model = 'churn' "
+                                                    "AND version = '3'")).scalar_one())
+        conn.execute(sa.text("UPDATE profiles SET reference_json = :r WHERE model = 'churn' AND version = '3'"),
+                     {"r": json.dumps({**reference, "pca_detector": legacy})})
+    assert main(["db", "upgrade", "--store-url", url]) == 0
+    store = MonitoringStore(url)
+    state = StreamState.from_dict(store.stream_state("churn", "errors", "3", "2026-11-30"))
+    assert state.state == b""
+    new_state, _ = resume(state, [0, 1, 0, 0])
+    assert new_state.n_seen == 404 and new_state.restore() is not None
+    assert store.latest_profiles()["churn"].reference["pca_detector"] is None   # read as "no joint test"

@@ -125,6 +125,8 @@ def test_sweep_escalates_an_unacknowledged_critical_after_four_hours(log, clock,
     clock.t += 3600
     assert log.sweep(policy) == 1 and log.sweep(policy) == 0
     assert [r["channel"] for r in log.outbox.rows()][-1] == "teams-ml-leads"
+    [escalated] = [e for e in log.store.audit_entries("alert.queued") if e.details.get("escalation")]
+    assert escalated.subject == alert().fingerprint and escalated.details["channels"] == ["teams-ml-leads"]
 
 
 def test_acknowledged_or_resolved_problems_do_not_escalate(log, clock, policy):

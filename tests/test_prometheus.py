@@ -74,11 +74,25 @@ def stop(process: subprocess.Popen) -> None:
 
 # --- promtool: the shipped files, offline -------------------------------------------------
 
-def test_promtool_accepts_the_shipped_config_and_rules():
-    done = subprocess.run([binary("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")],
+def test_promtool_accepts_the_shipped_config_and_rules(tmp_path):
+    """Checked as deployed: the scrape job's token and CA files in place next to the config
+    (promtool fails on a missing credentials file), the exporter over https with a token."""
+    from cli.demo import demo_endpoint_secrets
+
+    config = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_DIR, config)
+    demo_endpoint_secrets(tmp_path)
+    (config / "watchkeeper").mkdir()
+    for name in ("exporter.token", "ca.crt"):
+        shutil.copy(tmp_path / "secrets" / name, config / "watchkeeper" / name)
+    done = subprocess.run([binary("promtool"), "check", "config", str(config / "prometheus.yml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(RULES)} rule files found" in done.stdout + done.stderr
+    job = next(j for j in yaml.safe_load((config / "prometheus.yml").read_text())["scrape_configs"]
+               if j["job_name"] == "watchkeeper")
+    assert job["scheme"] == "https" and job["authorization"]["type"] == "Bearer"
+    assert job["tls_config"]["ca_file"] and not job["tls_config"]["insecure_skip_verify"]
 
 
 def test_promtool_rule_unit_tests_pass():
@@ -97,23 +111,30 @@ def exporter(demo):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("WATCHKEEPER_STORE_URL", "DAGSTER_HOME")}
     env["PYTHONPATH"] = str(ROOT)
+    env.pop("WATCHKEEPER_EXPORTER_TOKEN", None)
     process = subprocess.Popen([*WATCHKEEPER, "exporter", "--port", str(port)], cwd=home, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    secrets = home / "secrets"   # the demo's exporter token and CA: Prometheus scrapes with them
+    token = (secrets / "exporter.token").read_text().strip()
     try:
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok, "exporter", process=process)
+        wait_for(lambda: requests.get(f"https://127.0.0.1:{port}/metrics", verify=str(secrets / "ca.crt"), timeout=5,
+                                      headers={"Authorization": f"Bearer {token}"}).ok, "exporter", process=process)
         yield port
     finally:
         stop(process)
 
 
 @pytest.fixture(scope="module")
-def prometheus(exporter, tmp_path_factory):
+def prometheus(exporter, demo, tmp_path_factory):
     """A Prometheus of our own (own port, config and storage) scraping the exporter every second."""
     executable = binary("prometheus")
     folder = tmp_path_factory.mktemp("prometheus")
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "watchkeeper")
     job["static_configs"] = [{"targets": [f"127.0.0.1:{exporter}"]}]
+    secrets = demo[0] / "secrets"   # the shipped job's https, token and CA, pointed at the demo's files
+    job["authorization"]["credentials_file"] = str(secrets / "exporter.token")
+    job["tls_config"]["ca_file"] = str(secrets / "ca.crt")
     job["scrape_timeout"] = "1s"
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["scrape_configs"] = [job]

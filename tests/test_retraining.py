@@ -355,3 +355,28 @@ def test_under_concept_drift_the_challenger_learns_from_recent_rows_only(world):
     version = outcome.final.challenger
     logged, _ = registry.reference_frames(Champion(MODEL, version.version, version.run_id, "binary"))
     pd.testing.assert_frame_equal(logged, recent)          # the new reference is the new concept, alone
+
+
+def test_the_cycle_is_audited_and_artifacts_outside_the_residency_policy_are_never_logged(world, tmp_path,
+                                                                                          monkeypatch):
+    from watchkeeper.retraining.cycle import audit_outcome
+    from watchkeeper.security.audit import GATE, PROMOTED as PROMOTED_ENTRY, RETRAINED, Actor
+    from watchkeeper.security.residency import POLICY_ENV, ResidencyError
+    from watchkeeper.store import MonitoringStore
+
+    registry, _, log, _ = world
+    policy = tmp_path / "residency.yaml"   # the tracking database is allowed, the artifact folder is not
+    policy.write_text("version: 1\nlocations: {db: {uris: ['sqlite:*']}}\n"
+                      "allowed: {rows: [db], aggregates: [db], alerts: [db]}\n")
+    monkeypatch.setenv(POLICY_ENV, str(policy))
+    with pytest.raises(ResidencyError, match="rows for MLflow artifacts may not go to file://"):
+        run_retraining(registry, log, MODEL, DAYS, RetrainPolicy(margin=0.05))
+    assert len(registry.client.search_model_versions(f"name='{MODEL}'")) == 1   # nothing registered
+    monkeypatch.delenv(POLICY_ENV)
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    outcome = run_retraining(registry, log, MODEL, DAYS, RetrainPolicy(margin=0.05))
+    audit_outcome(store, outcome, Actor("dagster:retrain_model", "run-9"))
+    entries = list(store.audit_entries())
+    assert [e.action for e in entries] == [RETRAINED, GATE, PROMOTED_ENTRY]
+    assert all((e.subject, e.run_id) == (MODEL, "run-9") for e in entries)
+    assert entries[2].details == {"version": str(outcome.final.challenger.version), "replaces": "1"}

@@ -118,7 +118,9 @@ class StreamState:
     river's detectors (and the Rust core of its ADWIN) have no other complete form than pickle, so
     ``state`` is a blob signed for STATE_PURPOSE with the key in WATCHKEEPER_SIGNING_KEY; ``detector()``
     verifies it before unpickling and refuses (StreamInputError, one line) a state that was altered,
-    signed with an unknown key, or never signed.
+    signed with an unknown key, or never signed. An empty ``state`` holds no detector: the upgrade
+    from the first release clears its unsigned pickles so, and the next window starts a fresh
+    detector at ``n_seen``.
     """
 
     detector: str
@@ -164,6 +166,8 @@ def resume(state: StreamState | None, errors: Sequence[float] | np.ndarray,
         det, n_seen = make_detector(detector, binary), 0
     elif state.detector != detector:
         raise StreamInputError(f"the saved state is a {state.detector!r} detector, not {detector!r}")
+    elif not state.state:
+        det, n_seen = make_detector(detector, binary), state.n_seen
     else:
         det, n_seen = state.restore(), state.n_seen
     _check_domain(detector, values, binary, det)

@@ -16,6 +16,8 @@ from typing import Any
 from watchkeeper.decision import DriftConfig
 from watchkeeper.health import HealthPolicy
 from watchkeeper.performance import HIGHER_IS_BETTER
+from watchkeeper.privacy.retention import RetentionPolicy
+from watchkeeper.privacy.sensitive import MIN_COUNT, SensitiveColumns
 from watchkeeper.retraining.cycle import PolicyError, RetrainPolicy
 from watchkeeper.yaml_file import YamlFileError, load_yaml
 
@@ -41,12 +43,23 @@ class ModelConfig:
     health: HealthPolicy = field(default_factory=HealthPolicy)
     segments: tuple[str, ...] = ()     # categorical columns whose metrics are reported separately
     retraining: RetrainSettings = field(default_factory=RetrainSettings)
+    privacy: Privacy = field(default_factory=lambda: Privacy())
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """A model's sensitive columns (watchkeeper.privacy.sensitive) and the column naming the person a
+    row is about, which `watchkeeper erase --subject` deletes by."""
+
+    sensitive: SensitiveColumns = field(default_factory=SensitiveColumns)
+    subject_column: str | None = None
 
 
 @dataclass(frozen=True)
 class MonitoringConfig:
     defaults: ModelConfig = field(default_factory=ModelConfig)
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def for_model(self, model: str) -> ModelConfig:
         return self.models.get(model, self.defaults)
@@ -61,7 +74,7 @@ def load_config(path: str | Path | None) -> MonitoringConfig:
     except YamlFileError as error:
         raise ConfigError(str(error)) from None
     raw = {} if raw is None else raw
-    _only(raw, {"defaults", "models"}, str(path))
+    _only(raw, {"defaults", "models", "retention"}, str(path))
     defaults_raw = _section(raw.get("defaults"), f"{path}: defaults")
     defaults = _model(defaults_raw, ModelConfig(), f"{path}: defaults")
     models_raw = _section(raw.get("models"), f"{path}: models")
@@ -72,7 +85,7 @@ def load_config(path: str | Path | None) -> MonitoringConfig:
                               "(quote it)")
         where = f"{path}: models.{name}"
         models[name] = _model(_merge(defaults_raw, _section(spec, where)), ModelConfig(), where)
-    return MonitoringConfig(defaults, models)
+    return MonitoringConfig(defaults, models, _retention(raw.get("retention"), f"{path}: retention"))
 
 
 def load_drift_config(path: str | Path) -> DriftConfig:
@@ -116,7 +129,37 @@ def _model(raw: dict, base: ModelConfig, where: str) -> ModelConfig:
         raise ConfigError(f"{where}.segments: expected a list of column names")
     if len(set(segments)) < len(segments):
         raise ConfigError(f"{where}.segments: a column is listed twice")
-    return ModelConfig(drift, health, tuple(segments), retraining)
+    privacy = _privacy(raw.get("privacy"), where) if "privacy" in raw else base.privacy
+    return ModelConfig(drift, health, tuple(segments), retraining, privacy)
+
+
+def _privacy(raw: Any, where: str) -> Privacy:
+    where = f"{where}.privacy"
+    raw = _section(raw, where)
+    _only(raw, {"sensitive", "min_count", "subject_column"}, where)
+    sensitive = raw.get("sensitive") or []
+    if not isinstance(sensitive, list) or not all(isinstance(s, str) and s.strip() for s in sensitive):
+        raise ConfigError(f"{where}.sensitive: expected a list of column names")
+    min_count = _typed(raw.get("min_count", MIN_COUNT), 1, f"{where}.min_count")
+    if min_count < 2:
+        raise ConfigError(f"{where}.min_count: a group of fewer than 2 rows is one person; got {min_count}")
+    subject = raw.get("subject_column")
+    if subject is not None and (not isinstance(subject, str) or not subject.strip()):
+        raise ConfigError(f"{where}.subject_column: expected a column name")
+    return Privacy(SensitiveColumns(frozenset(sensitive), min_count), subject)
+
+
+def _retention(raw: Any, where: str) -> RetentionPolicy:
+    """Days each class of data is kept (null: for ever)."""
+    raw = _section(raw, where)
+    defaults = RetentionPolicy()
+    _only(raw, {f.name for f in fields(RetentionPolicy)}, where)
+    days = {}
+    for key, value in raw.items():
+        days[key] = _typed(value, 1, f"{where}.{key}", optional=True)
+        if days[key] is not None and days[key] < 1:
+            raise ConfigError(f"{where}.{key}: keep data at least 1 day (null keeps it for ever), got {value}")
+    return RetentionPolicy(**{**{f.name: getattr(defaults, f.name) for f in fields(RetentionPolicy)}, **days})
 
 
 def _retraining(raw: Any, where: str) -> RetrainSettings:

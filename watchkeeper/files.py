@@ -89,6 +89,7 @@ def open_file(path: str | Path) -> Source:
     import pyarrow as pa
 
     from watchkeeper.frames import DataFileError
+    from watchkeeper.security.envelope import EncryptionError
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -102,15 +103,19 @@ def open_file(path: str | Path) -> Source:
         if suffix in PARQUET:
             import pyarrow.parquet as pq
 
+            from watchkeeper.security.sealed_files import parquet_input
+
             # pre-buffering reads each row group's column chunks in one go: 10x faster than chunk by chunk
             # on a busy machine (100,000 x 60: 0.35 s against 3.8 s), for one row group of extra memory
-            source = Source(path, parquet=pq.ParquetFile(path, pre_buffer=True))
+            source = Source(path, parquet=pq.ParquetFile(parquet_input(path), pre_buffer=True))
         else:
             from watchkeeper.frames import read_table
 
             source = Source(path, table=pa.Table.from_pandas(read_table(path), preserve_index=False))
     except DataFileError as error:
         raise FileInputError(str(error)) from None
+    except EncryptionError as error:
+        raise FileInputError(f"{path}: {error}") from None
     except (OSError, pa.ArrowException) as error:
         kind = "Parquet" if suffix in PARQUET else "CSV"
         raise FileInputError(f"{path}: cannot be read as {kind} ({' '.join(str(error).split())})") from None

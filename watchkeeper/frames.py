@@ -6,7 +6,8 @@ DataFileError wherever it is met (the CLI prints it; the pipeline records it as 
 model's failure), never a raw pyarrow or pandas traceback.
 
 What is accepted, and how:
-- Parquet (.parquet, .pq) with flat columns: numbers, booleans, strings, timestamps,
+- Parquet (.parquet, .pq) with flat columns, plain or encrypted by Watchkeeper
+  (watchkeeper.security.sealed_files; decrypted in memory with the configured key): numbers, booleans, strings, timestamps,
   dictionaries. Nested columns (lists, structs, maps) are refused: they are not features.
 - CSV (.csv) in UTF-8 (a byte-order mark is allowed). Values are typed by pandas: a column
   holding any text is a text column (categorical), whatever else it holds; "inf" and "-inf"
@@ -64,9 +65,12 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from watchkeeper.security.envelope import EncryptionError
+    from watchkeeper.security.sealed_files import parquet_input
+
     path = Path(path)
     try:
-        source = pq.ParquetFile(path)
+        source = pq.ParquetFile(parquet_input(path))
         names = source.schema_arrow.names
         _check_names(path, names)
         absent = [c for c in columns or () if c not in names]
@@ -77,6 +81,8 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
         if nested:
             raise DataFileError(f"{path}: nested columns are not features: {', '.join(nested)}")
         return table.to_pandas()
+    except EncryptionError as error:
+        raise DataFileError(f"{path}: {error}") from None
     except (pa.ArrowException, OSError, EOFError) as error:
         raise DataFileError(f"{path}: cannot be read as Parquet ({_one_line(error)})") from None
 

@@ -8,6 +8,9 @@ Labels join predictions by `prediction_id` whenever they arrive, so a window's l
 are the union of every arrival file, not one file. Anything else in the drop folder is
 skipped with its reason by `InferenceLog.scan`, never raised on.
 
+Files are encrypted at rest when a KMS is configured (watchkeeper.security: windows written here
+are sealed; sealed or plain inference and label files are read alike).
+
 Every reader raises InferenceInputError (one line, naming the file) on a file it cannot
 read, such as a truncated Parquet file or a label file without its columns, so the
 evaluation loop can fail that one model's window and carry on with the others.
@@ -28,6 +31,8 @@ from watchkeeper.frames import DataFileError, column_name_problem, read_parquet
 
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
+from watchkeeper.security.sealed_files import write_parquet
+from watchkeeper.security import residency
 
 INFERENCE, LABELS, WINDOWS = "inference", "labels", "windows"
 MAX_LABEL_DELAY_DAYS = 7   # labels arriving on day d belong to predictions of days d - 7 .. d
@@ -242,10 +247,8 @@ class InferenceLog:
         return sorted(p.stem for p in (self.root / INFERENCE / model).glob("*.parquet"))
 
     def write_window(self, model: str, day: str, frame: pd.DataFrame) -> Path:
-        path = self.root / WINDOWS / model / f"{day}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
-        return path
+        residency.check(residency.ROWS, "window storage", self.root / WINDOWS)
+        return write_parquet(frame, self.root / WINDOWS / model / f"{day}.parquet")
 
     def read_window(self, model: str, day: str, columns: list[str] | None = None) -> pd.DataFrame | None:
         path = self.root / WINDOWS / model / f"{day}.parquet"

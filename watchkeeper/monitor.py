@@ -9,28 +9,34 @@ drift-test plugin — is recorded as that model's failure with a one-line reason
 other model completes. A model with a failure gets a `failed` verdict naming it; the failure
 stands in the store until the stage succeeds for that window (a re-run after the fix).
 
-The verdict, its problem-log entries and the alerts they queue commit in one transaction, so a
-process killed at any point leaves each model-window either fully decided or not at all, and
-re-running it (a retry) counts nothing twice.
+The verdict, its problem-log entries, the alerts they queue and their audit entries commit in
+one transaction, so a process killed at any point leaves each model-window either fully decided
+(and audited) or not at all, and re-running it (a retry) counts nothing twice. A re-run adds a
+new version of the verdict; the earlier ones stay readable, each with its lineage (the versions
+of the rows, profile, model and code it was computed from: watchkeeper.lineage).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
+import sqlalchemy as sa
 
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
 from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.config import MonitoringConfig
 from watchkeeper.health import FAILED, Verdict
-from watchkeeper.inference_log import InferenceLog
+from watchkeeper.inference_log import InferenceInputError, InferenceLog
+from watchkeeper.lineage import EMPTY, Lineage, code_version, frame_version, profile_version
 from watchkeeper.messages import one_line
 from watchkeeper.problems import ProblemLog
 from watchkeeper.quality import QualityResult
 from watchkeeper.reference import ModelReference
+from watchkeeper.security.audit import ALERT_QUEUED, EVALUATED, VERDICT, Actor
+from watchkeeper.security.residency import ResidencyError, audit_refusal
 from watchkeeper.stages import STAGES, Stage, StageContext, WindowMetrics, judge
 from watchkeeper.store import MonitoringStore, StoredFailure, StoredProfile
 from watchkeeper.telemetry import evaluation_span
@@ -60,6 +66,8 @@ class ModelWindow:
     plans: dict[str, Plan] = field(default_factory=dict)
     alerts: list[AlertRecord] = field(default_factory=list)   # what the window raised, kept across reruns
     failures: dict[str, str] = field(default_factory=dict)  # stage -> reason, from this run
+    lineage: Lineage | None = None              # what the verdict was computed from
+    revision: int | None = None                 # the verdict's version number for this window
 
     @property
     def failed(self) -> bool:
@@ -70,8 +78,10 @@ class WindowMonitor:
     """Evaluates windows for every model with a reference in the store."""
 
     def __init__(self, store: MonitoringStore, log: InferenceLog, config: MonitoringConfig,
-                 policy: Policy | None = None, links: Links = lambda model, version: {}) -> None:
+                 policy: Policy | None = None, links: Links = lambda model, version: {},
+                 actor: Actor | None = None) -> None:
         self.store, self.log, self.config, self.policy, self.links = store, log, config, policy, links
+        self.actor = actor or Actor()
         self.problem_log = ProblemLog(store)
 
     def evaluate(self, day: str, stages: Iterable[str] = ORDER, models: Iterable[str] | None = None) -> list[ModelWindow]:
@@ -86,6 +96,7 @@ class WindowMonitor:
 
     def _model(self, stored: StoredProfile, day: str, stages: list[str]) -> ModelWindow:
         outcome = ModelWindow(stored.model, stored.version, day)
+        outcome.lineage = Lineage(EMPTY, profile_version(stored), stored.version, code_version())
         try:
             reference = ModelReference.from_stored(stored)
         except ValueError as error:
@@ -101,6 +112,11 @@ class WindowMonitor:
                 self._decide(outcome, context)
             elif not (STAGES[name].needs_window and _empty(context.frame())):
                 self._run(STAGES[name], name, context, outcome)
+        if HEALTH not in stages:   # a verdict audits its evaluation; without one, audit the stages
+            outcome.lineage = replace(outcome.lineage, data_version=_data_version(context))
+            self.store.audit(EVALUATED, stored.model, self.actor.name, self.actor.run_id, day,
+                             {"version": stored.version, "stages": stages, "failures": outcome.failures,
+                              "lineage": outcome.lineage.to_dict()})
         return outcome
 
     def _run(self, stage: Stage, name: str, context: StageContext, outcome: ModelWindow) -> None:
@@ -117,7 +133,10 @@ class WindowMonitor:
     def _record_failure(self, outcome: ModelWindow, stage: str, error: BaseException) -> None:
         reason = failure_reason(error)
         outcome.failures[stage] = reason
-        self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason)
+        with self.store.transaction() as tx:
+            self.store.put_failure(outcome.model, outcome.window, stage, outcome.version, reason, tx=tx)
+            if isinstance(error, ResidencyError):   # refused before a byte left: audited with the failure
+                audit_refusal(self.store, error, self.actor, outcome.window, tx=tx)
 
     def _decide(self, outcome: ModelWindow, context: StageContext | None) -> None:
         """The verdict, its problems and their notifications, in one transaction."""
@@ -129,13 +148,27 @@ class WindowMonitor:
             latest = day >= (self.store.latest_window(model) or day)   # an older window resolves nothing
             task = context.reference.task if context else "unknown"
             alerts = build_alerts(model, version, day, task, verdict.status, verdict.reasons, self.links(model, version))
+            outcome.lineage = replace(outcome.lineage, data_version=_data_version(context))
             with self.store.transaction() as tx:
-                self.store.put_health(model, day, version, verdict.status, verdict.reasons, tx=tx)
+                outcome.revision = self.store.put_health(model, day, version, verdict.status, verdict.reasons, tx=tx,
+                                                         lineage=outcome.lineage.to_dict(), run_id=self.actor.run_id)
                 if self.policy is not None:
                     outcome.plans = self.problem_log.record(model, version, day, alerts, self.policy, latest, tx=tx)
+                self._audit(outcome, verdict, tx)
         outcome.verdict = verdict
         if self.policy is not None:
             outcome.alerts = [AlertRecord.from_dict(a.payload) for a in self.problem_log.window_alerts(model, day)]
+
+    def _audit(self, outcome: ModelWindow, verdict: Verdict, tx: sa.Connection) -> None:
+        """The verdict and the alerts it queued, in the verdict's transaction."""
+        who, model, day = self.actor, outcome.model, outcome.window
+        self.store.audit(VERDICT, model, who.name, who.run_id, day, tx=tx, details={
+            "version": outcome.version, "status": verdict.status, "revision": outcome.revision,
+            "failures": outcome.failures, "lineage": outcome.lineage.to_dict()})
+        for fingerprint, plan in outcome.plans.items():
+            if plan.dispatches:
+                self.store.audit(ALERT_QUEUED, fingerprint, who.name, who.run_id, day, tx=tx, details={
+                    "channels": [d.channel for d in plan.dispatches], "held": dict(plan.held)})
 
 
 def failed_verdict(standing: list[StoredFailure]) -> Verdict:
@@ -146,8 +179,18 @@ def failed_verdict(standing: list[StoredFailure]) -> Verdict:
 
 def failure_reason(error: BaseException) -> str:
     """The error as one line: our input errors say what is wrong; others also say what they are."""
-    own = isinstance(error, ValueError) and type(error).__module__.startswith("watchkeeper")
+    own = isinstance(error, (ValueError, ResidencyError)) and type(error).__module__.startswith("watchkeeper")
     return one_line(error, 500) if own else one_line(f"{type(error).__name__}: {error}", 500)
+
+
+def _data_version(context: StageContext | None) -> str:
+    """The version of the rows the verdict was computed from (the kept window)."""
+    if context is None:
+        return EMPTY
+    try:
+        return frame_version(context.frame())
+    except InferenceInputError:   # the window stage failed on it: the verdict is `failed`, say so
+        return "unreadable"
 
 
 def _empty(frame: pd.DataFrame | None) -> bool:

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from watchkeeper.alerting.policy import Lifecycle, Plan, Policy
 from watchkeeper.alerting.record import CHANGE, INCIDENT, PROBLEM, RESOLVED as RESOLVED_EVENT, AlertRecord
+from watchkeeper.security.audit import ALERT_QUEUED
 from watchkeeper.store import MonitoringStore, StoredAlert, StoredProblem
 
 OPEN, ACKNOWLEDGED, RESOLVED, REOPENED = "open", "acknowledged", "resolved", "reopened"
@@ -165,8 +166,12 @@ class ProblemLog:
                 plan = policy.plan(problem.alert, self.now(), problem.opened_at, False,
                                    self.outbox.last_sent(problem.fingerprint, tx=conn), tags_of(problem.model),
                                    routes=False)
-                queued += sum(self.outbox.enqueue(problem.alert, [d.channel], d.not_before, tx=conn)
-                              for d in plan.dispatches)
+                new = sum(self.outbox.enqueue(problem.alert, [d.channel], d.not_before, tx=conn)
+                          for d in plan.dispatches)
+                if new:
+                    self.store.audit(ALERT_QUEUED, problem.fingerprint, partition=problem.last_window, tx=conn,
+                                     details={"channels": [d.channel for d in plan.dispatches], "escalation": True})
+                queued += new
         return queued
 
     def problems(self, model: str | None = None, states: tuple[str, ...] | None = None) -> list[Problem]:

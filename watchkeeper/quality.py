@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -117,8 +117,9 @@ class QualitySuite:
     'severe: x: column missing'
     """
 
-    def __init__(self, tolerance: QualityTolerance = QualityTolerance()) -> None:
-        self.tolerance = tolerance
+    def __init__(self, tolerance: QualityTolerance = QualityTolerance(), hidden: Collection[str] = ()) -> None:
+        """hidden: sensitive columns, whose problems are told without example values."""
+        self.tolerance, self.hidden = tolerance, frozenset(hidden)
 
     def fit(self, profile: ReferenceProfile) -> QualitySuite:
         gxe = _expectations_module()
@@ -143,7 +144,8 @@ class QualitySuite:
         schema = _problems(_run([self.columns_] + [e for e in self.types_ if e.column in present], frame))
         usable = present - {p.column for p in schema}
         values = [e for e in self.values_ if getattr(e, "column", None) in usable | {None}]
-        return QualityResult(len(frame), _worst(schema + _problems(_run(values, frame))))
+        found = _worst(schema + _problems(_run(values, frame)))
+        return QualityResult(len(frame), [_without_examples(p) if p.column in self.hidden else p for p in found])
 
 
 # ---------------------------------------------------------------- expectations from a profile
@@ -289,6 +291,12 @@ def _worst(problems: list[QualityProblem]) -> list[QualityProblem]:
         if current is None or (p.severity == SEVERE and current.severity != SEVERE):
             kept[(p.check, p.column)] = p
     return list(kept.values())
+
+
+def _without_examples(problem: QualityProblem) -> QualityProblem:
+    """A problem of a sensitive column, told without its example values."""
+    detail = problem.detail.replace(_quoted(problem.examples), "") if problem.examples else problem.detail
+    return replace(problem, detail=detail, examples=[])
 
 
 def _examples(result: Mapping) -> list[Any]:

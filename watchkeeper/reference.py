@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from watchkeeper.performance import BINARY, MULTICLASS, PRIMARY_METRIC, REGRESSION, MetricValue, compute_metrics
+from watchkeeper.privacy.sensitive import SensitiveColumns, forget_exact_values
 from watchkeeper.profile import ReferenceProfile, fit_profile
 from watchkeeper.store import StoredProfile
 
@@ -40,6 +41,7 @@ class ModelReference:
     importance: dict[str, float] = field(default_factory=dict)
     cbpe: dict | None = None                     # CBPE.to_dict(); decoded where estimates are made
     joint_detector: str | None = None            # multivariate.dump_detector(); None below two features
+    sensitive: SensitiveColumns = SensitiveColumns()   # masked before profiling, and in every window
 
     @property
     def primary_metric(self) -> str:
@@ -57,7 +59,8 @@ class ModelReference:
         return self.profile.to_dict(), {
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()}, "classes": self.classes,
             "features": self.features, "importance": self.importance, "cbpe": self.cbpe,
-            "pca_detector": self.joint_detector}
+            "pca_detector": self.joint_detector,
+            "sensitive": {"columns": sorted(self.sensitive.columns), "min_count": self.sensitive.min_count}}
 
     @classmethod
     def from_stored(cls, stored: StoredProfile) -> ModelReference:
@@ -74,7 +77,7 @@ class ModelReference:
                 {name: MetricValue(**m) for name, m in (data.get("metrics") or {}).items()},
                 list(data["classes"]) if data.get("classes") is not None else None,
                 {str(k): float(v) for k, v in (data.get("importance") or {}).items()},
-                data.get("cbpe"), data.get("pca_detector"))
+                data.get("cbpe"), data.get("pca_detector"), _sensitive(data.get("sensitive")))
         except (KeyError, TypeError, ValueError) as error:
             raise ReferenceError(f"{where}: {type(error).__name__}: {error}".splitlines()[0]) from None
         problem = reference._problem()
@@ -97,14 +100,25 @@ class ModelReference:
         return None
 
 
+def _sensitive(stored: dict | None) -> SensitiveColumns:
+    if not stored:
+        return SensitiveColumns()
+    return SensitiveColumns(frozenset(str(c) for c in stored["columns"]), int(stored["min_count"]))
+
+
 def build_reference(model: str, version: str, task: str, train: pd.DataFrame, validation: pd.DataFrame,
-                    estimator: Any) -> ModelReference:
-    """Profile the training rows and measure the estimator on the validation rows."""
+                    estimator: Any, sensitive: SensitiveColumns = SensitiveColumns()) -> ModelReference:
+    """Profile the training rows and measure the estimator on the validation rows.
+
+    Sensitive columns are masked before anything is profiled or fitted on the training rows; the
+    estimator is measured on the validation rows as they are (the model saw raw values), and only
+    aggregates of that (metrics, importance, calibration) are kept."""
     from watchkeeper.estimation import CBPE
     from watchkeeper.root_cause import feature_importance
 
     features = [c for c in train.columns if c != TARGET]
-    profile = fit_profile(train[features], metadata={"model": model, "version": version})
+    profiled = sensitive.mask(train[features])
+    profile = forget_exact_values(fit_profile(profiled, metadata={"model": model, "version": version}), sensitive)
     x, y = validation[features], validation[TARGET]
     classes = [c.item() if hasattr(c, "item") else c for c in estimator.classes_] if task != REGRESSION else None
     proba = estimator.predict_proba(x) if classes else None
@@ -112,7 +126,7 @@ def build_reference(model: str, version: str, task: str, train: pd.DataFrame, va
     importance = feature_importance(estimator, x, y, scoring="accuracy" if classes else "neg_mean_absolute_error")
     cbpe = CBPE().fit(proba, y.to_numpy(), classes).to_dict() if classes else None
     return ModelReference(model, version, task, features, profile, {m.name: m for m in metrics}, classes,
-                          importance, cbpe, joint_detector(train[features]))
+                          importance, cbpe, joint_detector(profiled), sensitive)
 
 
 def joint_detector(reference: pd.DataFrame) -> str | None:

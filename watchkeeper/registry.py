@@ -16,11 +16,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from watchkeeper.frames import read_parquet
 from watchkeeper.messages import one_line
 from watchkeeper.names import model_name_problem
 from watchkeeper.performance import BINARY, TASKS
+from watchkeeper.privacy.sensitive import SENSITIVE_TAG, tagged_columns
 
 from watchkeeper.reference import TARGET
+from watchkeeper.security import residency
 
 MONITORED_TAG = "watchkeeper.monitored"
 TASK_TAG = "watchkeeper.task"
@@ -35,6 +38,7 @@ class Champion:
     version: str
     run_id: str
     task: str
+    sensitive: frozenset[str] = frozenset()     # columns named by the registered model's sensitive tag
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Monitored:
 
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
+        residency.check(residency.AGGREGATES, "MLflow tracking", tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -74,7 +79,8 @@ class Registry:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r} in tag {TASK_TAG} (one of {', '.join(TASKS)})")
         version = str(model.aliases.get(CHAMPION) or self._newest_version(model.name))
-        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task)
+        return Champion(model.name, version, self.client.get_model_version(model.name, version).run_id, task,
+                        tagged_columns(model.tags.get(SENSITIVE_TAG)))
 
     def _newest_version(self, name: str) -> str:
         versions = self.client.search_model_versions(f"name='{name}'")
@@ -94,7 +100,7 @@ class Registry:
     def reference_frames(self, champion: Champion) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The training (reference) and validation frames logged with the champion's run."""
         with TemporaryDirectory() as tmp:
-            frames = [pd.read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
+            frames = [read_parquet(self.client.download_artifacts(champion.run_id, path, tmp))
                       for path in (TRAIN_ARTIFACT, VALIDATION_ARTIFACT)]
         return frames[0], frames[1]
 

@@ -25,6 +25,7 @@ from watchkeeper.history import stored_history
 from watchkeeper.inference_log import MAX_LABEL_DELAY_DAYS, InferenceLog, window_problems
 from watchkeeper.multivariate import load_detector
 from watchkeeper.performance import MetricValue, compute_metrics, segment_metrics
+from watchkeeper.privacy.sensitive import SensitiveColumns
 from watchkeeper.quality import FAILED as QUALITY_FAILED
 from watchkeeper.quality import QualityResult, QualitySuite
 from watchkeeper.reference import ModelReference
@@ -55,6 +56,11 @@ class StageContext:
         if not self._frame_known:
             self.keep_frame(self.log.read_window(self.reference.model, self.day))
         return self._frame
+
+    def sensitive(self) -> SensitiveColumns:
+        """The columns masked in this window: those of the reference and those the config names now."""
+        stored, configured = self.reference.sensitive, self.config.privacy.sensitive
+        return SensitiveColumns(stored.columns | configured.columns, max(stored.min_count, configured.min_count))
 
     def keep_frame(self, frame: pd.DataFrame | None) -> None:
         self._frame, self._frame_known = frame, True
@@ -91,6 +97,9 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
     model, version, day = reference.model, reference.version, context.day
     context.keep_frame(None)   # until read: a failed read must not fall back to an older kept window
     frame = context.log.read_predictions(model, day)
+    sensitive = context.sensitive()
+    if frame is not None:
+        frame = sensitive.mask(frame)          # nothing below, the kept window included, sees a raw value
     if frame is None:
         step.set(rows=0)
         outcome.rows, outcome.problems = 0, ["no predictions logged"]
@@ -101,7 +110,7 @@ def window_stage(context: StageContext, outcome: ModelWindow, step: EvaluationSt
     path = context.log.write_window(model, day, frame)
     store.put_window(model, day, version, len(frame), outcome.problems, str(path))
     context.keep_frame(frame)
-    outcome.quality = QualitySuite().fit(reference.profile).validate(frame)
+    outcome.quality = QualitySuite(hidden=sensitive.columns).fit(reference.profile).validate(frame)
     store.put_quality(model, day, version, outcome.quality.status, outcome.quality.to_dict())
 
 

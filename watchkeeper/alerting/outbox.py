@@ -19,11 +19,15 @@ fingerprint turns that second send into an update. Delivery is at least once fro
 and exactly once as seen in Slack, Jira and ServiceNow, whose channels look the fingerprint up
 before creating anything. A Teams webhook has no read API: there a send whose answer was lost
 may post a second card (watchkeeper/alerting/channels/teams.py).
+
+Before a send, the channel's destination is checked against the residency policy
+(watchkeeper.security.residency): a channel outside it gets nothing, its row is dead with the
+reason, and the refusal is audited. Every delivery (a ticket, for Jira and ServiceNow) is
+audited in the transaction that marks its row delivered.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -32,7 +36,11 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from watchkeeper.alerting.record import AlertRecord, Channel, ChannelError, Delivery
+from watchkeeper.security.envelope import EncryptionError
+from watchkeeper.security import residency
+from watchkeeper.security.audit import ALERT_DELIVERED, RESIDENCY_REFUSED, TICKET, Actor, AuditEntry, now
 from watchkeeper.store.outbox import DEAD, DELIVERED, PENDING, Outbox
+from watchkeeper.store.sealed import loaded_json
 
 __all__ = ["DEAD", "DELIVERED", "PENDING", "DeliveryStats", "Outbox", "OutboxChannel", "Sender"]
 
@@ -43,6 +51,8 @@ class OutboxChannel:
     It is the embedded default's only channel and, in production, the record that every alert
     was raised even when it was routed nowhere else.
     """
+
+    local = True   # the row in the store is the notification: nothing leaves
 
     def __init__(self, name: str = "outbox") -> None:
         self.name = name
@@ -81,6 +91,7 @@ class Sender:
         longer holds, so a batch may take any time, but one send must end within half a lease
         (lease_seconds > 2 x the channels' timeout). It is also how long rows of a killed sender
         wait before someone sends them again.
+    actor: who delivers, in the audit trail (default: $WATCHKEEPER_ACTOR or the OS user).
     clock, sleep: this sender's clock only measures durations (the budget of a pass, the timeout
         of `drain`); no time it stores or compares comes from it.
     pause_after: consecutive failures of one channel after which no sender claims its rows for a
@@ -91,8 +102,9 @@ class Sender:
     def __init__(self, outbox: Outbox, channels: Mapping[str, Channel], clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, max_attempts: int = 20, base_delay: float = 2.0,
                  max_delay: float = 900.0, lease_seconds: float = 120.0, batch_size: int = 20,
-                 pause_after: int = 5, seed: int | None = None) -> None:
+                 pause_after: int = 5, seed: int | None = None, actor: Actor | None = None) -> None:
         self.outbox = outbox
+        self.actor = actor or Actor()
         self.channels = channels
         self.clock = clock
         self.sleep = sleep
@@ -166,9 +178,16 @@ class Sender:
         if channel is None:
             return self._fail(row, f"no channel named {name!r} in this sender", permanent=True)
         try:
-            alert = AlertRecord.from_dict(json.loads(row["payload_json"]))
+            alert = AlertRecord.from_dict(loaded_json("payload_json", row["payload_json"]))
+        except EncryptionError as e:                   # a key to configure, not a broken row: retried
+            return self._fail(row, str(e))
         except (ValueError, TypeError) as e:           # retrying cannot repair a row: dead, with why
             return self._fail(row, f"unreadable payload ({type(e).__name__}: {e})", permanent=True)
+        refused = _residency_problem(channel)
+        if refused is not None:   # nothing is sent: the row is dead with the reason, and audited
+            return self._fail(row, str(refused), permanent=True, audit=self._entry(
+                RESIDENCY_REFUSED, row, alert, {"channel": name, "data_class": refused.data_class,
+                                                "destination": refused.destination, "location": refused.location}))
         try:
             delivery = channel.send(alert)
         except ChannelError as e:
@@ -176,17 +195,24 @@ class Sender:
         except Exception as e:  # a bug or an unwrapped client error: retried and recorded, never lost.
             # Only its type is kept: a client library's message can carry a URL or header with a secret.
             return self._fail(row, f"{type(e).__name__} raised by channel {name!r} (not a ChannelError)")
+        audit = self._entry(TICKET if getattr(channel, "opens_tickets", False) else ALERT_DELIVERED, row, alert,
+                            {"channel": name, "external_id": delivery.external_id, "action": delivery.action,
+                             "occurrence": alert.occurrence, "severity": alert.severity})
         self.outbox.finish(row, status=DELIVERED, attempts=row["attempts"] + 1, external_id=delivery.external_id,
-                           last_error=None)
+                           last_error=None, audit=audit)
         self.failures_[name] = 0
         return DeliveryStats(delivered=1)
 
-    def _fail(self, row: dict, error: str, permanent: bool = False,
-              retry_after: float | None = None) -> DeliveryStats:
+    def _entry(self, action: str, row: dict, alert: AlertRecord, details: dict) -> AuditEntry:
+        return AuditEntry(0, now(), self.actor.name, action, row["fingerprint"], self.actor.run_id, alert.window,
+                          details)
+
+    def _fail(self, row: dict, error: str, permanent: bool = False, retry_after: float | None = None,
+              audit: AuditEntry | None = None) -> DeliveryStats:
         attempts = row["attempts"] + 1
         if permanent or attempts >= self.max_attempts:
             reason = error if permanent else f"gave up after {attempts} attempts: {error}"
-            self.outbox.finish(row, status=DEAD, attempts=attempts, last_error=reason[:2000])
+            self.outbox.finish(row, status=DEAD, attempts=attempts, last_error=reason[:2000], audit=audit)
             return DeliveryStats(dead=1)
         delay = retry_after if retry_after is not None else self.backoff(attempts)
         self.outbox.finish(row, retry_in=delay, attempts=attempts, last_error=error[:2000])
@@ -196,3 +222,13 @@ class Sender:
             return DeliveryStats(retried=1)
         pause = self.backoff(self.failures_[name] - self.pause_after + 1)
         return DeliveryStats(retried=1, deferred=self.outbox.pause_channel(name, pause, row["lease_owner"]))
+
+
+def _residency_problem(channel: Channel) -> residency.ResidencyError | None:
+    """Why the residency policy refuses this channel's destination (None: allowed, or no policy)."""
+    if getattr(channel, "local", False):
+        return None
+    policy = residency.active_policy()
+    if policy is None:
+        return None
+    return policy.problem(residency.ALERTS, f"channel {channel.name}", getattr(channel, "destination", None))

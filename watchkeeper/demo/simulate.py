@@ -3,6 +3,7 @@
 File layout (a contract the monitoring code reads):
   <home>/inference/<model>/<YYYY-MM-DD>.parquet  one file per prediction day
   <home>/labels/<model>/<YYYY-MM-DD>.parquet     one file per label ARRIVAL day
+Files are encrypted when a KMS is configured (the demo's is) and appear whole (temp file, rename).
 Every prediction day is generated from its own seed, so any release order gives the same files.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.demo.models import CHAMPION, DEMO_MODELS, TARGET, DemoModel, load_dataset, quiet_mlflow
+from watchkeeper.security.sealed_files import write_parquet
 
 DEMO_START = date(2026, 11, 1)
 DEMO_DAYS = 14
@@ -153,17 +155,9 @@ class Simulator:
         for stream in self.streams:
             if day in self.days:
                 path = self.home / "inference" / stream.model.name / f"{day:%Y-%m-%d}.parquet"
-                written.append(_write(self._traffic(stream, day).inference, path))
+                written.append(write_parquet(self._traffic(stream, day).inference, path))
             labels = self._labels_arriving(stream, day)
             if len(labels):
-                written.append(_write(labels, self.home / "labels" / stream.model.name / f"{day:%Y-%m-%d}.parquet"))
+                written.append(write_parquet(labels, self.home / "labels" / stream.model.name / f"{day:%Y-%m-%d}.parquet"))
         return written
 
-
-def _write(frame: pd.DataFrame, path: Path) -> Path:
-    """Write via a temp file and rename, so a reader never sees half a day."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path

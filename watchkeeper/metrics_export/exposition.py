@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily
+
+from watchkeeper.security.bearer import SharedToken
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
@@ -73,23 +76,54 @@ def _escape(text: str) -> str:
     return text
 
 
-def serve(sources: Iterable[GaugeSource], host: str, port: int) -> tuple[ThreadingHTTPServer, threading.Thread]:
+def serve(sources: Iterable[GaugeSource], host: str, port: int, token: SharedToken | None = None,
+          tls: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Serve /metrics on (host, port) from a daemon thread; port 0 picks a free one.
 
-    Stop with `server.shutdown(); server.server_close()`.
+    With `token`, a scrape without `Authorization: Bearer <token>` gets 401 and no data;
+    with `tls`, the port speaks only TLS (a context that requires client certificates makes
+    the handshake itself the authentication: mutual TLS). Stop with
+    `server.shutdown(); server.server_close()`.
     """
-    handler = type("MetricsHandler", (_MetricsHandler,), {"sources": list(sources)})
-    server = ThreadingHTTPServer((host, port), handler)
+    handler = type("MetricsHandler", (_MetricsHandler,), {"sources": list(sources), "token": token})
+    server = (_TLSServer if tls is not None else ThreadingHTTPServer)((host, port), handler)
+    server.tls = tls
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="watchkeeper-exporter", daemon=True)
     thread.start()
     return server, thread
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """Each accepted connection does its TLS handshake in its own thread, so a slow or
+    plain-HTTP client delays nobody else; a failed handshake just closes the connection."""
+
+    tls: ssl.SSLContext
+    HANDSHAKE_SECONDS = 10
+
+    def finish_request(self, request, client_address) -> None:
+        request.settimeout(self.HANDSHAKE_SECONDS)
+        try:
+            request = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            request.close()
+            return
+        request.settimeout(None)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            request.close()
+
+
 class _MetricsHandler(BaseHTTPRequestHandler):
     sources: list[GaugeSource]
+    token: SharedToken | None
 
     def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        if self.token is not None and not self.token.accepts(self.headers.get("Authorization")):
+            self._reply(401, b"watchkeeper exporter: a bearer token is required\n", "text/plain; charset=utf-8",
+                        {"WWW-Authenticate": 'Bearer realm="watchkeeper"'})
+            return
         if self.path.split("?")[0] != "/metrics":
             self._reply(404, b"watchkeeper exporter: metrics are on /metrics\n", "text/plain; charset=utf-8")
             return
@@ -102,7 +136,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
             return
         self._reply(200, body, CONTENT_TYPE)
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
         if gzipped:
             body = gzip.compress(body, compresslevel=1)
@@ -111,6 +145,8 @@ class _MetricsHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -26,6 +26,8 @@ from watchkeeper.performance import REGRESSION, MetricValue, compute_metrics
 from watchkeeper.registry import REFERENCE_TARGET, TRAIN_ARTIFACT, VALIDATION_ARTIFACT, Champion, Registry
 from watchkeeper.retraining.trainers import fit_checked, load_trainer, trusted_types
 from watchkeeper.retraining.training_set import features_of
+from watchkeeper.security.sealed_files import write_parquet
+from watchkeeper.security import residency
 
 CHALLENGER = "challenger"
 TRAINED_FROM_TAG = "watchkeeper.trained_from"
@@ -97,6 +99,7 @@ def register_challenger(registry: Registry, champion: Champion, estimator: Any, 
     experiment_id = registry.client.get_run(champion.run_id).info.experiment_id
     mlflow.set_tracking_uri(registry.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{champion.name}-{action}") as run:
+        residency.check(residency.ROWS, "MLflow artifacts", run.info.artifact_uri)   # before any row is logged
         mlflow.log_params({**params, "action": action, "task": champion.task, "trained_from": champion.version,
                            "estimator": type(estimator).__name__, "n_train": len(train),
                            "n_validation": len(evaluation)})
@@ -126,7 +129,7 @@ def log_reference(model_name: str, train: pd.DataFrame, validation: pd.DataFrame
         for artifact, frame, context in ((TRAIN_ARTIFACT, train, "training"),
                                          (VALIDATION_ARTIFACT, validation, "validation")):
             path = Path(tmp) / Path(artifact).name
-            frame.to_parquet(path, index=False)
+            write_parquet(frame, path)   # training rows: encrypted in the artifact store too
             mlflow.log_artifact(str(path), artifact_path=str(Path(artifact).parent))
             dataset = mlflow.data.from_pandas(frame, source=mlflow.get_artifact_uri(artifact),
                                               targets=REFERENCE_TARGET, name=f"{model_name}-{path.stem}")

@@ -21,12 +21,24 @@ from watchkeeper.retraining.calibration import METHODS, TRUSTED_TYPES, calibrati
 from watchkeeper.retraining.challenger import (
     RECALIBRATE, RETRAIN, Challenger, champion_of, predictions, register_challenger, retrain,
 )
-from watchkeeper.retraining.gate import AUTO, REJECTED, TICKET, GateDecision, apply_decision, evaluate_gate
+from watchkeeper.retraining.gate import (
+    AUTO,
+    NEEDS_APPROVAL,
+    PROMOTED,
+    REJECTED,
+    TICKET,
+    GateDecision,
+    apply_decision,
+    evaluate_gate,
+)
 from watchkeeper.retraining.trainers import available_trainers
 from watchkeeper.retraining.training_set import (
     AUTO as AUTO_TRAINING_SET, HOLDOUT_FRACTION, TRAINING_SETS, features_of, holdout_split, recent_labelled_rows,
     training_rows, uses_recent_only,
 )
+from watchkeeper.security.audit import APPROVAL_REQUESTED, GATE, RETRAINED, Actor
+from watchkeeper.security.audit import PROMOTED as PROMOTED_ENTRY
+from watchkeeper.store import MonitoringStore
 
 
 class PolicyError(ValueError):
@@ -164,3 +176,22 @@ def _judge(registry: Registry, champion: Champion, champion_model: Any, challeng
     return Attempt(action, challenger, decision,
                    apply_decision(registry, champion.name, challenger.version, decision, policy.approval))
 
+
+
+def audit_outcome(store: MonitoringStore, outcome: RetrainOutcome, actor: Actor) -> None:
+    """Each challenger trained and its gate decision, then the promotion or the approval asked for,
+    in one transaction of the audit trail."""
+    final = outcome.final
+    with store.transaction() as tx:
+        for attempt in outcome.attempts:
+            challenger = attempt.challenger
+            store.audit(RETRAINED, outcome.model, actor.name, actor.run_id, outcome.model, tx=tx, details={
+                "action": attempt.action, "trained_from": outcome.trained_from, "version": str(challenger.version),
+                "mlflow_run_id": challenger.run_id})
+            store.audit(GATE, outcome.model, actor.name, actor.run_id, outcome.model, tx=tx, details={
+                "version": str(challenger.version), "status": attempt.status, "metric": attempt.decision.metric,
+                "reason": attempt.decision.reason})
+        if final.status in (PROMOTED, NEEDS_APPROVAL):
+            store.audit(PROMOTED_ENTRY if final.status == PROMOTED else APPROVAL_REQUESTED, outcome.model, actor.name,
+                        actor.run_id, outcome.model, tx=tx,
+                        details={"version": str(final.challenger.version), "replaces": outcome.trained_from})

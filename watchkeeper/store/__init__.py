@@ -1,4 +1,5 @@
-"""The monitoring store: results keyed by model and window, the problem log and the outbox's rows.
+"""The monitoring store: results keyed by model and window, the problem log, the outbox's rows and
+the audit trail.
 
 Every writer replaces the rows of its (model, window) key, so re-materialising a partition
 replaces its results and never duplicates them. Each writer runs in its own transaction, or in
@@ -6,6 +7,10 @@ the caller's when given `tx` (from `store.transaction()`): a model-window's verd
 problem-log entries and its outbox rows commit together or not at all. The same code runs on
 the embedded SQLite file and on PostgreSQL (any SQLAlchemy URL); the schema is migrated with
 Alembic (watchkeeper/store/migrate.py) when the store is opened.
+
+Verdicts are the exception to replacing: `health` holds each window's current verdict, and
+`verdict_versions` every verdict the window was ever given, with what it was computed from. The
+audit trail is only ever appended to (`audit`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from watchkeeper.security.envelope import EncryptionError
+from watchkeeper.security import residency
+from watchkeeper.security.audit import AuditEntry, Broken, default_actor, now
+from watchkeeper.store.audit_rows import AuditRows, verify_trail
 from watchkeeper.store.migrate import ensure_current
 from watchkeeper.store.outbox import Outbox
 from watchkeeper.store.problem_rows import ProblemRows
@@ -33,9 +42,11 @@ from watchkeeper.store.records import (
     StoredSegments,
     StoredStream,
     StoredVerdict,
+    StoredVerdictVersion,
     StoredWindow,
     decoded,
 )
+from watchkeeper.store.sealed import loaded_json, stored_json
 from watchkeeper.store.schema import (
     drift_reports,
     failures,
@@ -45,11 +56,13 @@ from watchkeeper.store.schema import (
     quality,
     segment_metrics,
     streams,
+    verdict_versions,
     windows,
 )
 
-__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredAlert", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
-           "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict", "StoredWindow"]
+__all__ = ["MonitoringStore", "Outbox", "ProblemRows", "StoredAlert", "StoredDrift", "StoredFailure", "StoredMetric",
+           "StoredProblem", "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict",
+           "StoredVerdictVersion", "StoredWindow"]
 
 Record = TypeVar("Record")
 
@@ -58,6 +71,8 @@ class MonitoringStore:
     """Results of every evaluation, queryable per model and window."""
 
     def __init__(self, url: str | sa.Engine) -> None:
+        residency.check(residency.AGGREGATES, "the monitoring store",
+                        url if isinstance(url, str) else url.url.render_as_string())
         self.engine = sa.create_engine(url) if isinstance(url, str) else url
         _use_wal(self.engine)
         ensure_current(self.engine)
@@ -87,8 +102,8 @@ class MonitoringStore:
                 conn.execute(table.insert(), rows)
 
     def put_profile(self, model: str, version: str, task: str, profile: dict, reference: dict) -> None:
-        row = {"task": task, "created_at": _now(), "profile_json": json.dumps(profile),
-               "reference_json": json.dumps(reference)}
+        row = {"task": task, "created_at": _now(), "profile_json": stored_json("profile_json", profile),
+               "reference_json": stored_json("reference_json", reference)}
         self._replace(profiles, {"model": model, "version": version}, [row])
 
     def latest_profiles(self) -> dict[str, StoredProfile]:
@@ -128,13 +143,32 @@ class MonitoringStore:
                       [{"version": version, "segments_json": json.dumps(segments)}], tx)
 
     def put_health(self, model: str, window: str, version: str, status: str, reasons: list[dict],
-                   tx: sa.Connection | None = None) -> None:
+                   tx: sa.Connection | None = None, lineage: Mapping[str, Any] | None = None,
+                   run_id: str | None = None) -> int:
+        """Make this the window's current verdict and keep it as its next version (the earlier ones
+        stay readable through `verdict_versions`); returns the version's revision number."""
         row = {"version": version, "status": status, "reasons_json": json.dumps(reasons)}
-        self._replace(health, {"model": model, "window": window}, [row], tx)
+        v = verdict_versions.c
+        with self.writing(tx) as conn:
+            self._replace(health, {"model": model, "window": window}, [row], conn)
+            revision = sa.select(sa.func.coalesce(sa.func.max(v.revision), 0) + 1).where(
+                v.model == model, v.window == window).scalar_subquery()
+            conn.execute(verdict_versions.insert().values(
+                model=model, window=window, revision=revision, lineage_json=json.dumps(dict(lineage or {})),
+                run_id=run_id, decided_at=_now(), **row))
+            return conn.execute(sa.select(sa.func.max(v.revision)).where(v.model == model, v.window == window)).scalar()
+
+    def verdict_versions(self, model: str, window: str) -> list[StoredVerdictVersion]:
+        """Every verdict the model's window was given, oldest first (the last one is current)."""
+        query = (sa.select(verdict_versions).where(verdict_versions.c.model == model,
+                                                   verdict_versions.c.window == window)
+                 .order_by(verdict_versions.c.revision))
+        with self.engine.connect() as conn:
+            return [StoredVerdictVersion(**decoded(row)) for row in conn.execute(query).mappings()]
 
     def put_stream(self, model: str, day: str, stream: str, version: str, n_values: int, state: dict,
                    alarms: list[dict], tx: sa.Connection | None = None) -> None:
-        row = {"version": version, "n_values": n_values, "state_json": json.dumps(state), "alarms_json": json.dumps(alarms)}
+        row = {"version": version, "n_values": n_values, "state_json": stored_json("state_json", state), "alarms_json": json.dumps(alarms)}
         self._replace(streams, {"model": model, "day": day, "stream": stream}, [row], tx)
 
     def put_failure(self, model: str, window: str, stage: str, version: str | None, reason: str,
@@ -155,7 +189,7 @@ class MonitoringStore:
                  .order_by(streams.c.day.desc()).limit(1))
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
-        return json.loads(found) if found else None
+        return loaded_json("state_json", found) if found else None
 
     def stream_alarms(self, model: str, stream: str, day: str) -> list[dict]:
         """The alarms a model's stream detector raised on one day (without loading its state)."""
@@ -241,13 +275,43 @@ class MonitoringStore:
         """The alert outbox on this store's database."""
         return Outbox(self.engine, clock=clock)
 
+    # ------------------------------------------------------------ the audit trail
+
+    def audit(self, action: str, subject: str, actor: str | None = None, run_id: str | None = None,
+              partition: str | None = None, details: Mapping[str, Any] | None = None,
+              tx: sa.Connection | None = None) -> AuditEntry:
+        """Append one entry to the audit trail, in `tx` when given (then it is in the trail exactly
+        when the rest of that transaction is); returns it sealed. `actor` defaults to
+        watchkeeper.security.audit.default_actor(). Details must be JSON data, never a secret."""
+        entry = AuditEntry(0, now(), actor or default_actor(), action, subject, run_id, partition, dict(details or {}))
+        with self.writing(tx) as conn:
+            return AuditRows(self.engine).append(conn, entry)
+
+    def audit_if_changed(self, action: str, subject: str, details: Mapping[str, Any], key: str = "digest",
+                         actor: str | None = None, run_id: str | None = None) -> AuditEntry | None:
+        """Append an entry only when `details[key]` differs from the newest entry of the same action
+        and subject (e.g. a configuration digest); returns it, or None when nothing changed."""
+        entry = AuditEntry(0, now(), actor or default_actor(), action, subject, run_id, None, dict(details))
+        with self.engine.begin() as conn:
+            return AuditRows(self.engine).append_if_changed(conn, entry, key)
+
+    def audit_entries(self, action: str | None = None) -> Iterator[AuditEntry]:
+        """The audit trail (entries of one action), oldest first."""
+        return AuditRows(self.engine).entries(action)
+
+    def verify_audit(self) -> tuple[int, Broken | None, str | None]:
+        """(entries read, the first bad entry or None, the hash of the newest entry)."""
+        return verify_trail(self.engine)
+
 
 def _stored_profile(row: Mapping[str, Any]) -> StoredProfile:
     """One model's stored reference; a row that is not JSON is kept with the reason, so that model
     fails alone (watchkeeper.reference refuses it) instead of every model's evaluation."""
     try:
-        return StoredProfile(row["model"], row["version"], row["task"], json.loads(row["profile_json"]),
-                             json.loads(row["reference_json"]))
+        return StoredProfile(row["model"], row["version"], row["task"], loaded_json("profile_json", row["profile_json"]),
+                             loaded_json("reference_json", row["reference_json"]))
+    except EncryptionError as error:
+        return StoredProfile(row["model"], row["version"], row["task"], {}, {}, error=str(error))
     except (TypeError, ValueError) as error:
         return StoredProfile(row["model"], row["version"], row["task"], {}, {},
                              error=f"the stored reference is not JSON ({' '.join(str(error).split())[:200]})")

@@ -15,7 +15,6 @@ the problem log's times.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,9 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from watchkeeper.alerting.record import RAISED, AlertRecord
+from watchkeeper.security.audit import AuditEntry
+from watchkeeper.store.audit_rows import AuditRows
 from watchkeeper.store.migrate import ensure_current
 from watchkeeper.store.records import aware as _aware
 from watchkeeper.store.schema import channel_pauses, outbox
+from watchkeeper.store.sealed import loaded_json, stored_json
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -155,11 +157,12 @@ class Outbox:
         with self.engine.begin() as conn:
             return set(conn.execute(query).scalars())
 
-    def finish(self, row: dict, retry_in: float | None = None, **values) -> bool:
+    def finish(self, row: dict, retry_in: float | None = None, audit: AuditEntry | None = None, **values) -> bool:
         """Update a claimed row and release its lease; False when the lease was lost meanwhile.
 
         retry_in: seconds from now until the row's next attempt. A row finished as delivered is
-        stamped `delivered_at` now (both on the database's clock).
+        stamped `delivered_at` now (both on the database's clock). audit: an entry appended to the
+        audit trail in the same transaction, when the row was still held.
         """
         if retry_in is not None:
             values["next_attempt_at"] = self._at(retry_in)
@@ -168,7 +171,10 @@ class Outbox:
         query = (outbox.update().where(outbox.c.id == row["id"], outbox.c.lease_owner == row["lease_owner"])
                  .values(lease_owner=None, lease_expires_at=None, **values))
         with self.engine.begin() as conn:
-            return conn.execute(query).rowcount == 1
+            held = conn.execute(query).rowcount == 1
+            if held and audit is not None:
+                AuditRows(self.engine).append(conn, audit)
+            return held
 
     def pause_channel(self, channel: str, seconds: float, owner: str) -> int:
         """No sender claims `channel` for `seconds` from now; `owner`'s unsent rows of it are
@@ -201,12 +207,12 @@ class Outbox:
             index_elements=["fingerprint", "channel", "occurrence", "event"])
         return conn.execute(insert.values(
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
-            payload_json=json.dumps(alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
+            payload_json=stored_json("payload_json", alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
             next_attempt_at=due, event=alert.event)).rowcount
 
 
 def _decoded(payload: str) -> dict | None:
     try:
-        return json.loads(payload)
+        return loaded_json("payload_json", payload)
     except ValueError:
         return None

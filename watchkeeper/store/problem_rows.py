@@ -6,7 +6,6 @@ the ones that are gone and queueing their notifications commit in the verdict's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 
 from watchkeeper.store.records import StoredAlert, StoredProblem, decoded
 from watchkeeper.store.schema import health, problems, window_alerts
+from watchkeeper.store.sealed import stored_json
 
 UNJUDGED = ("failed", "no_data")   # verdicts that say nothing about whether a problem is still there
 
@@ -70,7 +70,7 @@ class ProblemRows:
                                                                 c.fingerprint.in_(fingerprints))))
         if alerts:
             conn.execute(window_alerts.insert(), [{"model": model, "window": window, "fingerprint": a["fingerprint"],
-                                                   "record": a["record"], "payload_json": json.dumps(a)}
+                                                   "record": a["record"], "payload_json": stored_json("payload_json", a)}
                                                   for a in alerts])
 
     def window_alerts(self, conn: sa.Connection, model: str | None = None,
@@ -86,13 +86,13 @@ class ProblemRows:
 
     def insert(self, conn: sa.Connection, problem: StoredProblem) -> None:
         values = {name: getattr(problem, name) for name in problems.c.keys() if name != "payload_json"}
-        conn.execute(problems.insert().values(**values, payload_json=json.dumps(problem.payload)))
+        conn.execute(problems.insert().values(**values, payload_json=stored_json("payload_json", problem.payload)))
 
     def update(self, conn: sa.Connection, fingerprint: str, payload: dict[str, Any] | None = None,
                **values: Any) -> None:
         """Set columns of one problem (`payload` is the newest alert, stored as JSON)."""
         if payload is not None:
-            values["payload_json"] = json.dumps(payload)
+            values["payload_json"] = stored_json("payload_json", payload)
         conn.execute(problems.update().where(problems.c.fingerprint == fingerprint).values(**values))
 
     def transition(self, conn: sa.Connection, states: Collection[str], fingerprint: str | None = None,

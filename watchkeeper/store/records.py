@@ -7,11 +7,12 @@ every reader. JSON columns arrive decoded (`reasons_json` is `reasons`), times i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from watchkeeper.store.sealed import loaded_json
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,21 @@ class StoredVerdict:
 
 
 @dataclass(frozen=True)
+class StoredVerdictVersion:
+    """One verdict a window was given; a re-run adds the next revision, none is overwritten."""
+
+    model: str
+    window: str
+    revision: int
+    version: str
+    status: str
+    reasons: list[dict[str, Any]]
+    lineage: dict[str, Any]     # watchkeeper.lineage.Lineage.to_dict(): data, profile, model, code versions
+    run_id: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredStream:
     """A concept-drift detector's day: its state after the day and the alarms it raised."""
 
@@ -157,7 +173,7 @@ def decoded(row: Mapping[str, Any]) -> dict[str, Any]:
     fields = {}
     for name, value in row.items():
         if name.endswith("_json"):
-            fields[name.removesuffix("_json")] = json.loads(value)
+            fields[name.removesuffix("_json")] = loaded_json(name, value)
         else:
             fields[name] = aware(value) if isinstance(value, datetime) else value
     return fields

@@ -157,3 +157,35 @@ channel_pauses = sa.Table(
     sa.Column("channel", sa.String(100), primary_key=True),
     sa.Column("until", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Every decided verdict, kept: `health` holds the current one of each window, this table every
+# version (a re-run adds one), with what it was computed from (watchkeeper/lineage.py).
+verdict_versions = sa.Table(
+    "verdict_versions", metadata,
+    sa.Column("model", sa.String(MODEL), primary_key=True),
+    sa.Column("window", sa.String(WINDOW), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),    # 1, 2, ... per model and window
+    sa.Column("version", sa.String(VERSION), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reasons_json", sa.Text, nullable=False),
+    sa.Column("lineage_json", sa.Text, nullable=False),     # data, profile, model and code versions
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The audit trail (watchkeeper/security/audit.py): append-only, hash-chained. Times are kept as
+# the exact text that was hashed; on PostgreSQL the application role may only INSERT and SELECT.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("partition", sa.String(100)),
+    sa.Column("details_json", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_action", "action", "subject", "seq"),   # the newest entry of an action, at once
+)

@@ -10,6 +10,7 @@ is for local stand-in servers in tests, and for a TLS-terminating proxy on the s
 from __future__ import annotations
 
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 
@@ -39,19 +40,31 @@ def insecure_url_problem(url: str, allow_http_loopback: bool) -> str | None:
         return "is not a valid URL"
     if not parts.hostname or parts.scheme not in ("https", "http"):
         return "must be an https:// URL with a host"
-    if parts.scheme == "http" and not (allow_http_loopback and _loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_http_loopback and loopback_host(parts.hostname)):
         return ("must be https: plain http would send the credential in clear text "
                 "(allow_http_loopback: true permits http to a loopback host only)")
     return None
 
 
-def _loopback(host: str) -> bool:
+def loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def ca_bundle_setting(channel: str, ca_bundle: str | None) -> str | bool:
+    """What `requests` takes as `verify`: the CA file to trust for a server whose certificate a
+    private CA signed, else True (the system's trust store). Verification itself cannot be turned off."""
+    if ca_bundle is None:
+        return True
+    require_text(channel, ca_bundle=ca_bundle)
+    if not os.path.isfile(ca_bundle):
+        raise ValueError(f"{channel} channel: ca_bundle {ca_bundle!r} is not a file")
+    return ca_bundle
 
 
 def require_timeout(channel: str, timeout: float) -> None:

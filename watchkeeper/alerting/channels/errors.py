@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,11 +80,26 @@ def error_for_exception(service: str, exc: BaseException) -> ChannelError | None
     if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                         requests.exceptions.InvalidSchema)):
         return ChannelError(f"{service}: malformed URL ({type(exc).__name__})", permanent=True)
+    if _untrusted_certificate(exc):   # retried: a renewed certificate or a fixed ca_bundle lets it through
+        return ChannelError(f"{service}: the server's TLS certificate is not trusted (a private CA needs the "
+                            "channel's ca_bundle)")
     if isinstance(exc, requests.exceptions.ReadTimeout) or _is_timeout(exc):
         return ChannelError(f"{service}: no answer in time, delivery unknown ({type(exc).__name__})")
     if isinstance(exc, (OSError, http.client.HTTPException)):
         return ChannelError(f"{service}: connection failed ({type(exc).__name__})")
     return None
+
+
+def _untrusted_certificate(exc: BaseException | None, depth: int = 0) -> bool:
+    """Whether a certificate verification failure is behind `exc` (requests and urllib wrap it
+    in their own errors: in `reason`, in `args`, or as the cause)."""
+    if exc is None or depth > 5:
+        return False
+    if isinstance(exc, (ssl.SSLCertVerificationError, requests.exceptions.SSLError)):
+        return True
+    inner = [getattr(exc, "reason", None), exc.__cause__, exc.__context__,
+             *(a for a in getattr(exc, "args", ()) if isinstance(a, BaseException))]
+    return any(_untrusted_certificate(e, depth + 1) for e in inner if isinstance(e, BaseException))
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from jira import JIRA, JIRAError
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_https, require_text, require_timeout
+from watchkeeper.alerting.channels.config import ca_bundle_setting, require_https, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.channels.severity import JIRA_PRIORITY_NAMES, PRIORITY_LABELS, itil_fields
@@ -72,13 +72,16 @@ class JiraChannel:
     allow_http_loopback : accept an http:// server on a loopback host (local stand-ins); https otherwise.
     problem_issue_type, change_issue_type : issue types of problem records and change requests.
     approved_statuses : status names that mean a change request was approved.
+    ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
+
+    opens_tickets = True   # its deliveries are audited as tickets
 
     def __init__(self, server: str, project: str, issue_type: str = "Bug", user: str | None = None,
                  token_env: str = "JIRA_API_TOKEN", name: str = "jira", timeout: float = 5.0,
                  priority_names: Mapping[int, str] = JIRA_PRIORITY_NAMES, allow_http_loopback: bool = False,
                  problem_issue_type: str = "Problem", change_issue_type: str = "Change",
-                 approved_statuses: tuple[str, ...] | list[str] = ("Approved",)) -> None:
+                 approved_statuses: tuple[str, ...] | list[str] = ("Approved",), ca_bundle: str | None = None) -> None:
         require_https("Jira", allow_http_loopback, server=server)
         require_text("Jira", project=project, issue_type=issue_type, token_env=token_env, name=name,
                      problem_issue_type=problem_issue_type, change_issue_type=change_issue_type)
@@ -88,6 +91,7 @@ class JiraChannel:
         require_timeout("Jira", timeout)
         if set(priority_names) != set(PRIORITY_LABELS):
             raise ValueError(f"Jira channel: priority_names needs a name for each ITIL priority {sorted(PRIORITY_LABELS)}")
+        self.verify = ca_bundle_setting("Jira", ca_bundle)
         self.server = server
         self.project = project
         self.issue_types = {PROBLEM: problem_issue_type, CHANGE: change_issue_type}
@@ -98,6 +102,11 @@ class JiraChannel:
         self.name = name
         self.timeout = timeout
         self.priority_names = dict(priority_names)
+
+    @property
+    def destination(self) -> str | None:
+        """The Jira server: where every request goes (residency checks it before a send)."""
+        return self.server
 
     def send(self, alert: AlertRecord) -> Delivery:
         return self._session(lambda client: self._deliver(client, alert, fingerprint_key(alert.fingerprint)))
@@ -135,7 +144,7 @@ class JiraChannel:
         which tells Cloud (search/jql) from Data Center (search)."""
         auth = {"basic_auth": (self.user, token)} if self.user else {"token_auth": token}
         try:
-            return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False},
+            return JIRA(server=self.server, timeout=self.timeout, max_retries=0, options={"check_update": False, "verify": self.verify},
                         **auth)
         except (KeyError, TypeError, AttributeError) as exc:   # the client parsing a serverInfo it did not expect
             raise ChannelError(f"Jira: unexpected answer to serverInfo (no {exc})") from None

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 import requests
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_https, require_text, require_timeout
+from watchkeeper.alerting.channels.config import ca_bundle_setting, require_https, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.channels.severity import itil_fields
@@ -70,22 +70,32 @@ class ServiceNowChannel:
     timeout : seconds per HTTP request (requests never retries on its own).
     assignment_group, category, caller_id : optional incident fields set on insert.
     allow_http_loopback : accept an http:// instance on a loopback host (local stand-ins); https otherwise.
+    ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
+
+    opens_tickets = True   # its deliveries are audited as tickets
 
     def __init__(self, instance_url: str, user_env: str = "SERVICENOW_USER",
                  password_env: str = "SERVICENOW_PASSWORD", name: str = "servicenow", timeout: float = 5.0,
                  assignment_group: str | None = None, category: str | None = None,
-                 caller_id: str | None = None, allow_http_loopback: bool = False) -> None:
+                 caller_id: str | None = None, allow_http_loopback: bool = False,
+                 ca_bundle: str | None = None) -> None:
         require_https("ServiceNow", allow_http_loopback, instance_url=instance_url)
         require_text("ServiceNow", user_env=user_env, password_env=password_env, name=name)
         require_timeout("ServiceNow", timeout)
         self.instance_url = instance_url.rstrip("/")
+        self.verify = ca_bundle_setting("ServiceNow", ca_bundle)
         self.user_env = user_env
         self.password_env = password_env
         self.name = name
         self.timeout = timeout
         self.optional_fields = {key: value for key, value in (("assignment_group", assignment_group),
                                                              ("category", category), ("caller_id", caller_id)) if value}
+
+    @property
+    def destination(self) -> str | None:
+        """The ServiceNow instance: where every request goes (residency checks it before a send)."""
+        return self.instance_url
 
     def send(self, alert: AlertRecord) -> Delivery:
         correlation_id = fingerprint_key(alert.fingerprint)
@@ -149,7 +159,8 @@ class ServiceNowChannel:
               **kwargs) -> dict | list:
         """One Table API request on `table`; its `result`, or a ChannelError."""
         url = f"{self.instance_url}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
-        response = session.request(method, url, timeout=self.timeout, **kwargs)
+        # verify per request: a Session's own would lose to $REQUESTS_CA_BUNDLE
+        response = session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
         if response.status_code >= 400:
             raise error_for_status("ServiceNow", response.status_code, response.headers.get("Retry-After"),
                                    _error_message(response), secrets)

@@ -19,13 +19,14 @@ private channel), and the bot must be a member of the channel.
 
 from __future__ import annotations
 
+import ssl
 import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import require_https, require_text, require_timeout
+from watchkeeper.alerting.channels.config import ca_bundle_setting, require_https, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
 
@@ -48,11 +49,12 @@ class SlackChannel:
         (retry_handlers=[]): the outbox owns retries.
     lookback_days : how far back history is searched for the problem's message.
     allow_http_loopback : accept an http:// base_url on a loopback host (local stand-ins); https otherwise.
+    ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
 
     def __init__(self, channel_id: str, token_env: str = "SLACK_BOT_TOKEN", base_url: str = "https://slack.com/api/",
                  name: str = "slack", timeout: float = 5.0, lookback_days: float = 30.0,
-                 allow_http_loopback: bool = False) -> None:
+                 allow_http_loopback: bool = False, ca_bundle: str | None = None) -> None:
         require_text("Slack", channel_id=channel_id, token_env=token_env, name=name)
         require_https("Slack", allow_http_loopback, base_url=base_url)
         require_timeout("Slack", timeout)
@@ -65,10 +67,18 @@ class SlackChannel:
         self.name = name
         self.timeout = timeout
         self.lookback_days = lookback_days
+        ca_bundle_setting("Slack", ca_bundle)   # checked like the other channels'; slack_sdk takes an SSLContext
+        self.ca_bundle = ca_bundle
+
+    @property
+    def destination(self) -> str | None:
+        """Slack's API root: where every request goes (residency checks it before a send)."""
+        return self.base_url
 
     def send(self, alert: AlertRecord) -> Delivery:
         token = read_secret(self.token_env, "Slack")
-        client = WebClient(token=token, base_url=self.base_url, timeout=self.timeout, retry_handlers=[])
+        tls = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else None
+        client = WebClient(token=token, base_url=self.base_url, timeout=self.timeout, retry_handlers=[], ssl=tls)
         message = {"channel": self.channel_id, "text": _escape(content.one_line(f"[{alert.severity}] {alert.title}")),
                    "blocks": blocks(alert), "metadata": metadata(alert)}
         with transport_failures("Slack"):

@@ -29,12 +29,13 @@ are shown verbatim, after content.one_line has made it one visible line. Mention
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import requests
 
 from watchkeeper.alerting.channels import content
-from watchkeeper.alerting.channels.config import insecure_url_problem, require_text, require_timeout
+from watchkeeper.alerting.channels.config import ca_bundle_setting, insecure_url_problem, require_text, require_timeout
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
@@ -53,21 +54,29 @@ class TeamsChannel:
     timeout : seconds to connect and to wait for the answer.
     retry_ambiguous : whether a request whose answer was lost may be retried (see module doc).
     allow_http_loopback : accept an http:// webhook on a loopback host (local stand-ins); https otherwise.
+    ca_bundle : a PEM file of the CA(s) to trust for this server (a private CA); default: the system's.
     """
 
     def __init__(self, url_env: str = "TEAMS_WEBHOOK_URL", name: str = "teams", timeout: float = 5.0,
-                 retry_ambiguous: bool = True, allow_http_loopback: bool = False) -> None:
+                 retry_ambiguous: bool = True, allow_http_loopback: bool = False,
+                 ca_bundle: str | None = None) -> None:
         require_text("Teams", url_env=url_env, name=name)
         require_timeout("Teams", timeout)
         for flag, value in (("retry_ambiguous", retry_ambiguous), ("allow_http_loopback", allow_http_loopback)):
             if not isinstance(value, bool):
                 raise ValueError(f"Teams channel: {flag} must be true or false, got {value!r}")
         self.allow_http_loopback = allow_http_loopback
+        self.verify = ca_bundle_setting("Teams", ca_bundle)
         self.url_env = url_env
         self.name = name
         self.timeout = timeout
         self.retry_ambiguous = retry_ambiguous
         _hide_signatures_from_urllib3_logs()
+
+    @property
+    def destination(self) -> str | None:
+        """The webhook URL from the environment (residency checks its host before a send; None when unset)."""
+        return os.environ.get(self.url_env) or None
 
     def send(self, alert: AlertRecord) -> Delivery:
         url = read_secret(self.url_env, "Teams")
@@ -76,7 +85,7 @@ class TeamsChannel:
             raise ChannelError(f"Teams: the webhook URL in {self.url_env} {problem}", permanent=True)
         with transport_failures("Teams"):
             try:
-                response = requests.post(url, json=payload(alert), timeout=self.timeout)
+                response = requests.post(url, json=payload(alert), timeout=self.timeout, verify=self.verify)
             except requests.exceptions.ReadTimeout:
                 if self.retry_ambiguous:
                     raise

@@ -6,6 +6,12 @@ acknowledgement and resolution, written by the outbox). Both become `problems`, 
 explicit state; every row of either survives as one problem. `failures` records why a model's
 window could not be evaluated, per stage.
 
+The first release also stored two things as pickles that this release refuses to unpickle: the
+river detector of each model's error stream (now signed) and the PCA drift detector in each
+reference (now JSON). Both are cleared here rather than left to fail every window after the
+upgrade: a stream's detector restarts fresh at its element count (alarm history kept), and a
+reference without a detector skips the joint PCA test until the model is profiled again.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-03
@@ -60,6 +66,23 @@ def upgrade() -> None:
         op.bulk_insert(problems, rows)
     op.drop_table("alerts")
     op.drop_table("alert_problems")
+    _clear_pickles(conn)
+
+
+def _clear_pickles(conn) -> None:
+    """Drop the first release's pickled detector states (see the module docstring)."""
+    streams = sa.table("streams", sa.column("model"), sa.column("day"), sa.column("stream"), sa.column("state_json"))
+    for row in conn.execute(sa.select(streams)).mappings().all():
+        state = {**json.loads(row["state_json"]), "state": ""}
+        conn.execute(streams.update().where(streams.c.model == row["model"], streams.c.day == row["day"],
+                                            streams.c.stream == row["stream"]).values(state_json=json.dumps(state)))
+    profiles = sa.table("profiles", sa.column("model"), sa.column("version"), sa.column("reference_json"))
+    for row in conn.execute(sa.select(profiles)).mappings().all():
+        reference = json.loads(row["reference_json"])
+        if reference.get("pca_detector") is not None:
+            reference["pca_detector"] = None
+            conn.execute(profiles.update().where(profiles.c.model == row["model"], profiles.c.version == row["version"])
+                         .values(reference_json=json.dumps(reference)))
 
 
 def _merged(fingerprint: str, alert, tracked) -> dict:

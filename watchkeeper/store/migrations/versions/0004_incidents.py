@@ -11,7 +11,7 @@
   re-materialisation that queues nothing new still shows them.
 
 Revision ID: 0004_incidents
-Revises: 0002
+Revises: 0003_audit
 Create Date: 2026-12-03
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_incidents"
-down_revision = "0002"
+down_revision = "0003_audit"
 branch_labels = None
 depends_on = None
 
