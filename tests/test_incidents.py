@@ -16,7 +16,8 @@ from test_retraining import DAYS, MODEL, aliases, empty_mlflow_db, tracking_uri,
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.outbox import Sender
 from watchkeeper.alerting.policy import parse_policy
-from watchkeeper.problems import ACKNOWLEDGED, ANY_VERSION, REOPENED, RESOLVED, ProblemLog, fingerprint
+from watchkeeper.problems import ACKNOWLEDGED, ANY_VERSION, PROMOTION, REOPENED, RESOLVED, ProblemLog, fingerprint
+from watchkeeper.security.audit import PROBLEM_ACKNOWLEDGED, PROBLEM_RESOLVED, PROMOTED as PROMOTED_ENTRY
 from watchkeeper.store import MonitoringStore
 from watchkeeper.ticket_sync import sync_tickets
 
@@ -87,6 +88,9 @@ def test_acknowledging_the_ticket_stops_escalation(rig, who):
         sn.set_state(incident["number"], "2")                       # In Progress
     result = sync_tickets(log, policy.build_channels())
     assert result.acknowledged == ([INCIDENT] if who else []) and not result.errors
+    ticket = {"jira": issue["key"], "servicenow": incident["number"]}.get(who)
+    assert [(e.subject, e.actor) for e in log.store.audit_entries(PROBLEM_ACKNOWLEDGED)] == (
+        [(INCIDENT, f"ticket {ticket}")] if who else [])
     clock.t += 5 * 3600                                             # past unacknowledged_for
     assert log.sweep(policy) == (0 if who else 1)
     assert [p.state for p in log.problems()] == [ACKNOWLEDGED if who else "open"]
@@ -118,6 +122,8 @@ def test_recovery_resolves_the_ticket_with_a_comment_and_a_recurrence_reopens_it
     assert (incident["state"], incident["active"], incident["close_code"]) == ("6", "false", "Solution provided")
     assert incident["close_notes"].startswith("Resolved: churn-eu v3 has shown no performance in the 2 windows")
     assert [p.state for p in log.problems()] == [RESOLVED]
+    [resolved] = log.store.audit_entries(PROBLEM_RESOLVED)
+    assert (resolved.subject, resolved.partition, resolved.details["healthy_windows"]) == (INCIDENT, "2026-11-12", 2)
 
     judge(log, policy, "2026-11-15", degraded=True)                 # back within reopen_within (7d)
     deliver(log, policy)
@@ -151,6 +157,8 @@ def test_three_incidents_with_one_cause_raise_one_problem_record(rig):
     jira.resolve(jira.issues[3]["key"])                               # its owners removed the cause
     assert sync_tickets(log, policy.build_channels()).resolved == [cause]
     assert [p.state for p in log.problems() if p.record == "problem"] == [RESOLVED]
+    assert [(e.subject, e.actor) for e in log.store.audit_entries(PROBLEM_RESOLVED)] == [
+        (cause, f"ticket {jira.issues[3]['key']}")]
 
 
 @pytest.mark.parametrize("approver", ["jira", "servicenow", "cli"])
@@ -212,6 +220,12 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
         assert jira.issues[0]["status_category"] == "done" and "is now the champion" in jira.issues[0]["comments"][-1]["body"]
         assert sn.records("change_request")[0]["state"] == "3"
         assert [p.state for p in log.problems(MODEL)] == [RESOLVED]
+        who = {"jira": f"ticket {issue['key']}", "servicenow": f"ticket {change['number']}"}.get(approver, "alice")
+        [promoted] = log.store.audit_entries(PROMOTED_ENTRY)
+        assert (promoted.actor, promoted.details) == (who, {"version": version, "replaces": "1", "approved_by": who})
+        assert [(e.subject, e.actor) for e in log.store.audit_entries(PROBLEM_RESOLVED)] == [
+            (fingerprint(MODEL, version, PROMOTION), who)]
+        assert log.store.verify_audit()[1] is None
 
         seen = tick(registry_sensor, cursor=json.dumps({"versions": {MODEL: "1"}}))
         assert [(r.partition_key, r.run_key) for r in seen.run_requests] == [(MODEL, f"{MODEL}:{version}")]

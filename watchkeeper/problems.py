@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from watchkeeper.alerting.policy import Lifecycle, Plan, Policy
 from watchkeeper.alerting.record import CHANGE, INCIDENT, PROBLEM, RESOLVED as RESOLVED_EVENT, AlertRecord
-from watchkeeper.security.audit import ALERT_QUEUED
+from watchkeeper.security.audit import ALERT_QUEUED, PROBLEM_ACKNOWLEDGED, PROBLEM_RESOLVED
 from watchkeeper.store import MonitoringStore, StoredAlert, StoredProblem
 
 OPEN, ACKNOWLEDGED, RESOLVED, REOPENED = "open", "acknowledged", "resolved", "reopened"
@@ -135,23 +135,27 @@ class ProblemLog:
                                         replace_record=INCIDENT if verdict else None)
         return plans
 
-    def acknowledge(self, fingerprint: str) -> bool:
+    def acknowledge(self, fingerprint: str, by: str | None = None) -> bool:
         """Someone took the problem (e.g. its ticket was assigned): escalation for nobody
-        acknowledging it stops. False when there is no such open or reopened problem."""
+        acknowledging it stops, and the audit trail says who (`by`, e.g. "ticket OPS-7"). False
+        when there is no such open or reopened problem."""
         with self.store.transaction() as conn:
             done = self.rows.transition(conn, (OPEN, REOPENED), fingerprint=fingerprint, state=ACKNOWLEDGED,
                                         acknowledged_at=self.now())
+            if done == 1:
+                self.store.audit(PROBLEM_ACKNOWLEDGED, fingerprint, actor=by, tx=conn)
         return done == 1
 
-    def resolve(self, fingerprint: str, note: str, window: str | None = None) -> bool:
+    def resolve(self, fingerprint: str, note: str, window: str | None = None, by: str | None = None) -> bool:
         """Resolve an active problem by a decision outside the windows (a change approved and
-        carried out), telling every channel that heard of it `note`. False when it is not active."""
+        carried out, a problem record closed in its ticket; `by` is who, for the audit trail),
+        telling every channel that heard of it `note`. False when it is not active."""
         with self.store.transaction() as conn:
             found = self.rows.find(conn, fingerprint, lock=True)
             if found is None or found.state not in ACTIVE:
                 return False
             problem = _problem(found)
-            self._resolve(conn, problem, window or problem.last_window, note, problem.healthy_windows)
+            self._resolve(conn, problem, window or problem.last_window, note, problem.healthy_windows, by)
         return True
 
     def sweep(self, policy: Policy, tags_of: Callable[[str], Mapping[str, str]] = lambda model: {}) -> int:
@@ -241,9 +245,12 @@ class ProblemLog:
                     f"windows since {row.last_window} (through {window}).")
             self._resolve(conn, _problem(row), window, note, healthy)
 
-    def _resolve(self, conn: sa.Connection, problem: Problem, window: str, note: str, healthy: int) -> None:
-        """Mark the problem resolved and tell each channel that got it (a ticket: comment, close)."""
+    def _resolve(self, conn: sa.Connection, problem: Problem, window: str, note: str, healthy: int,
+                 by: str | None = None) -> None:
+        """Mark the problem resolved (audited) and tell each channel that got it (a ticket: comment, close)."""
         self.rows.update(conn, problem.fingerprint, state=RESOLVED, resolved_at=self.now(), healthy_windows=healthy)
+        self.store.audit(PROBLEM_RESOLVED, problem.fingerprint, actor=by, partition=window, tx=conn,
+                         details={"record": problem.record, "healthy_windows": healthy, "note": note})
         notice = replace(problem.alert, event=RESOLVED_EVENT, window=window, summary=note,
                          title=f"Resolved: {problem.alert.title}")
         self.outbox.enqueue(notice, list(self.outbox.last_sent(problem.fingerprint, tx=conn)), tx=conn)

@@ -64,10 +64,12 @@ def _act(log: ProblemLog, problem: Problem, ticket: TicketState, approve: Approv
         result.approved[problem.fingerprint] = approve(problem, ticket)
         return True
     if problem.record == PROBLEM and ticket.resolved:
-        log.resolve(problem.fingerprint, f"Closed in {ticket.ticket}: the recurring cause was handled there.")
+        log.resolve(problem.fingerprint, f"Closed in {ticket.ticket}: the recurring cause was handled there.",
+                    by=f"ticket {ticket.ticket}")
         result.resolved.append(problem.fingerprint)
         return True
-    if ticket.acknowledged and problem.state in (OPEN, REOPENED) and log.acknowledge(problem.fingerprint):
+    if (ticket.acknowledged and problem.state in (OPEN, REOPENED)
+            and log.acknowledge(problem.fingerprint, by=f"ticket {ticket.ticket}")):
         result.acknowledged.append(problem.fingerprint)
         return True
     return False

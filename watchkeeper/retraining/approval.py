@@ -21,6 +21,7 @@ from watchkeeper.messages import one_line
 from watchkeeper.problems import PROMOTION, ProblemLog, fingerprint
 from watchkeeper.registry import Registry
 from watchkeeper.retraining.gate import GATE_STATUS_TAG, NEEDS_APPROVAL, PROMOTED, promote
+from watchkeeper.security.audit import PROMOTED as PROMOTED_ENTRY
 
 APPROVED_BY_TAG = "watchkeeper.approved_by"
 
@@ -51,5 +52,7 @@ def approve_promotion(registry: Registry, log: ProblemLog, model: str, version: 
     registry.client.set_model_version_tag(model, version, GATE_STATUS_TAG, PROMOTED)
     replaced = f", replacing v{previous}" if previous else ""
     note = f"Approved by {by}: {model} v{version} is now the champion{replaced}."
-    log.resolve(fingerprint(model, version, PROMOTION), note)
+    log.store.audit(PROMOTED_ENTRY, model, actor=by, partition=model,
+                    details={"version": version, "replaces": previous, "approved_by": by})
+    log.resolve(fingerprint(model, version, PROMOTION), note, by=by)
     return note
