@@ -40,11 +40,11 @@ def evaluate(home, monkeypatch, crash_at: str | None) -> tuple[bool, list[str]]:
     from cli.demo import demo_environment
     from watchkeeper.inference_log import INFERENCE, InferenceLog
 
+    for name, value in demo_environment(home).items():   # the demo's keys read its sealed files
+        monkeypatch.setenv(name, value)
     log = InferenceLog(home)
     for model, frame in replayed_day(log, DAY).items():
         (drifted(frame) if model == VICTIM else frame).to_parquet(log.root / INFERENCE / model / f"{DAY}.parquet")
-    for name, value in demo_environment(home).items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("WATCHKEEPER_CRASH_AT", crash_at or "")
     monkeypatch.setenv("WATCHKEEPER_CRASH_MODEL", VICTIM)
     monkeypatch.setenv("WATCHKEEPER_CRASH_MARKER", str(home / "crashed"))
