@@ -40,6 +40,8 @@ def demo_environment(home: Path) -> dict[str, str]:
         "WATCHKEEPER_DATA_DIR": str(home),
         "WATCHKEEPER_ALERT_POLICY": str(PROJECT / "deploy" / "alerting.demo.yaml"),
         "WATCHKEEPER_FEAST_REPO": str(home / "feast"),
+        # alert links are absolute: the MLflow UI of the demo is `mlflow ui --backend-store-uri sqlite:///mlflow.db`
+        "WATCHKEEPER_MLFLOW_UI_URL": "http://127.0.0.1:5000",
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -96,6 +98,7 @@ class NotADemo(CommandError):
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    os.environ["WATCHKEEPER_DAGSTER_URL"] = f"http://127.0.0.1:{args.port}"   # alert links open this UI
     if args.serve is not None:
         home = args.serve.resolve()
         if not (home / MARKER).exists():

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--fail-on-drift", action="store_true",
                        help="exit 1 when the dataset drifted (for CI/CD; without it the exit code is 0 either way)")
 
+    from cli.approve import add_approve_parser
     from cli.audit import add_audit_parser
     from cli.config import add_config_parser
     from cli.db import add_db_parser
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     add_gate_parser(commands)
     add_config_parser(commands)
     add_db_parser(commands)
+    add_approve_parser(commands)
     add_audit_parser(commands)
     add_fleet_parser(commands)
 
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fleet":
             from cli.fleet import fleet_command
             return fleet_command(args)
+        if args.command == "approve":
+            from cli.approve import approve_command
+            return approve_command(args)
         if args.command == "gate":
             from cli.gate import gate_command
             return gate_command(args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchkeeper.problems import ProblemLog
+from watchkeeper.problems import Problem, ProblemLog
 from watchkeeper.registry import Registry
 from watchkeeper.retraining.challenger import ACTION_TAG
 from watchkeeper.retraining.gate import GATE_STATUS_TAG
@@ -44,7 +44,8 @@ def _model_summary(store: MonitoringStore, name: str, stored: StoredProfile) -> 
     drifted = [d for d in store.drift(name) if d.dataset_drift]
     flagged = [v.window for v in verdicts if v.status in ("drifted", "degraded")]
     labelled = {m.window: m.n_labelled / max(m.n_predictions, 1) for m in store.metrics(name)}
-    model_alerts = ProblemLog(store).problems(name)
+    log = ProblemLog(store)
+    model_alerts = log.problems(name)
     return {
         "name": name,
         "version": stored.version,
@@ -60,4 +61,14 @@ def _model_summary(store: MonitoringStore, name: str, stored: StoredProfile) -> 
         "concept_alarm_days": [s.day for s in store.streams(name) if s.stream == "errors" and s.alarms],
         "alerts": len(model_alerts),
         "alert_kinds": sorted(a.kind for a in model_alerts),
+        "problems": [_problem(log, p) for p in model_alerts],
     }
+
+
+def _problem(log: ProblemLog, problem: Problem) -> dict:
+    """One problem as the demo's JSON contract shows it: kind, state, opened (its first window), and
+    its tickets (the ticket or message id each channel gave it), plus the ITIL record and fingerprint."""
+    return {"kind": problem.kind, "state": problem.state, "opened": problem.first_window,
+            "tickets": [{"channel": channel, "id": ticket} for channel, ticket in log.tickets(problem.fingerprint).items()
+                        if channel not in (OUTBOX_CHANNEL, ESCALATION_CHANNEL)],
+            "record": problem.record, "fingerprint": problem.fingerprint}

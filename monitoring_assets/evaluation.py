@@ -59,7 +59,7 @@ def evaluate_models(context: dg.AssetExecutionContext, config: ShardConfig, drop
                     alerting: AlertingResource, feature_store: FeastResource):
     day = context.partition_key
     selected = [key for key in PRESENTERS if key in context.selected_asset_keys]
-    links = lambda model, version: alert_links(alerting.dagster_url, context.run_id, alerting.mlflow_url,  # noqa: E731
+    links = lambda model, version: alert_links(alerting.dagster_base(), context.run_id, alerting.mlflow_base(),  # noqa: E731
                                                model, version)
     store, actor = monitoring_store.store(), Actor(f"dagster:{context.job_name}", context.run_id)
     record_configuration(store, {"monitoring": monitoring_config.path, "alerting": alerting.policy_path,

@@ -19,7 +19,8 @@ from monitoring_assets.performance import SPEC as PERFORMANCE_SPEC
 from watchkeeper.health import DEGRADED, DRIFTED, FAILED, NO_DATA, OK
 from watchkeeper.messages import verdict_text
 from watchkeeper.monitor import ModelWindow
-from watchkeeper.tables import markdown_table
+from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.tables import markdown_table, markdown_text
 
 SPEC = dg.AssetSpec(
     "model_health",
@@ -72,11 +73,14 @@ def metadata(day: str, outcomes: list[ModelWindow]) -> dict:
     queued = [{"alert": fingerprint, "channels": ", ".join(d.channel for d in plan.dispatches),
                "held": ", ".join(f"{c} ({why})" for c, why in dict(plan.held).items())}
               for o in judged for fingerprint, plan in o.plans.items()]
+    raised = [a for o in judged for a in o.alerts]
     return {
         "flagged_models": dg.MetadataValue.json([o.model for o in judged if o.verdict.status != OK]),
         "unhealthy_models": sum(r["check"] != "pass" for r in rows),
         "verdicts": dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=VERDICT_SCHEMA),
         "alerts_queued": dg.MetadataValue.md(markdown_table(queued, ["alert", "channels", "held"])),
+        "alerts_raised": dg.MetadataValue.int(len(raised)),
+        "alerts": dg.MetadataValue.md(alerts_markdown(raised)),
     }
 
 
@@ -93,6 +97,23 @@ def healthy_result(outcomes: list[ModelWindow]) -> dg.AssetCheckResult:
         metadata={**{f"{r['model']}": dg.MetadataValue.text(r["check"]) for r in rows[:50]},
                   "unhealthy_models": len(unhealthy),
                   "verdicts": dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=VERDICT_SCHEMA)})
+
+
+def alerts_markdown(alerts: list[AlertRecord]) -> str:
+    """Every alert the window raised, with its full text as the channels received it (escaped:
+    names come from data). It is read from the problem log, so a re-materialisation of the window
+    that queued nothing new (a label refresh, cooldown) still shows what the window raised."""
+    from watchkeeper.alerting.channels import content   # the channels' clients load only when alerts are shown
+
+    if not alerts:
+        return "No alert raised by this window."
+    blocks = []
+    for alert in alerts:
+        lines = [line for line in content.plain_text(alert).split("\n")[2:] if line]
+        shown = [f"- {markdown_text(line[2:])}" if line.startswith("* ") else f"{markdown_text(line)}  " for line in lines]
+        blocks.append(f"#### {markdown_text(alert.title)}\n\nFingerprint {markdown_text(alert.fingerprint)} "
+                      f"({alert.record})\n\n" + "\n".join(shown))
+    return "\n\n".join(blocks)
 
 
 def evaluated_result(outcomes: list[ModelWindow]) -> dg.AssetCheckResult:

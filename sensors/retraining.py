@@ -54,9 +54,10 @@ def _retraining(store: MonitoringStore, config: MonitoringConfig, model: str,
     persisting = _persisting_problem(verdicts, config.for_model(model).retraining.after_windows)
     if not persisting:
         return None
-    inputs_stable = not any(r["signal"] == "data_drift" for v in persisting for r in v.reasons)
+    signals = {r["signal"] for v in persisting for r in v.reasons}
     run_config = {"ops": {"retrain_model_op": {"config": {
-        "model": model, "windows": [v.window for v in persisting], "inputs_stable": inputs_stable}}}}
+        "model": model, "windows": [v.window for v in persisting], "inputs_stable": "data_drift" not in signals,
+        "concept_drift": "concept_drift" in signals}}}}
     return dg.RunRequest(run_key=f"retrain:{model}:{stored.version}", run_config=run_config,
                          tags={"model": model, "model_version": stored.version})
 

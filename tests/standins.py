@@ -377,11 +377,17 @@ class TeamsStandin(Standin):
 
 
 class JiraStandin(Standin):
-    """Jira REST API v2: serverInfo, field, search (Data Center) or search/jql (Cloud), issue, comment.
+    """Jira REST API v2: serverInfo, field, search (Data Center) or search/jql (Cloud), issue, comment,
+    transitions (a To Do / In Progress / Approved / Done workflow).
 
-    JQL is the subset the channel writes: `project = "K" AND labels = "L" AND statusCategory
-    != Done [ORDER BY created DESC]`; anything else is a 400, as an unknown field would be.
+    JQL is the subset the channel writes: `project = "K" AND labels = "L" [AND statusCategory
+    != Done] [ORDER BY created DESC]`; anything else is a 400, as an unknown field would be.
+    A test plays the people: `assign`, `set_status` (e.g. "In Progress", "Approved"), `resolve`.
     """
+
+    # transition id -> (status name, status category key)
+    WORKFLOW = {"11": ("To Do", "new"), "21": ("In Progress", "indeterminate"), "31": ("Approved", "indeterminate"),
+                "41": ("Done", "done")}
 
     CLAUSES = {
         "project": re.compile(r'^project\s*=\s*"([^"]+)"$'),
@@ -399,13 +405,24 @@ class JiraStandin(Standin):
 
     @property
     def issues(self) -> list[dict]:
-        """Issues with their `fields`, `status_category` ("new"/"done") and `comments`."""
+        """Issues with their `fields` (status and assignee included), `status_category` and `comments`."""
         with self._lock:
             return json.loads(json.dumps(list(self._issues.values())))
 
     def resolve(self, key: str) -> None:
+        self.set_status(key, "Done")
+
+    def set_status(self, key: str, name: str) -> None:
+        """Move the issue to a status of the workflow (by name), as a person would."""
+        category = next(c for status, c in self.WORKFLOW.values() if status == name)
         with self._lock:
-            self._issues[key]["status_category"] = "done"
+            issue = self._issues[key]
+            issue["status_category"] = category
+            issue["fields"]["status"] = {"name": name, "statusCategory": {"key": category}}
+
+    def assign(self, key: str, who: str = "oncall@example.com") -> None:
+        with self._lock:
+            self._issues[key]["fields"]["assignee"] = {"emailAddress": who, "displayName": who}
 
     def error_reply(self, status: int) -> Reply:
         if status < 500:
@@ -430,9 +447,11 @@ class JiraStandin(Standin):
             return self._search(request)
         if path == "issue" and method == "POST":
             return self._create(json.loads(request.body))
-        match = re.fullmatch(r"issue/([A-Z]+-\d+)(/comment)?", path)
+        match = re.fullmatch(r"issue/([A-Z]+-\d+)(/comment|/transitions)?", path)
         if match and match[1] in self._issues:
             issue = self._issues[match[1]]
+            if match[2] == "/transitions":
+                return self._transitions(issue, request)
             if not match[2]:
                 return Reply(200, {"key": issue["key"], "id": issue["id"], "fields": issue["fields"]})
             if method == "POST":
@@ -477,36 +496,80 @@ class JiraStandin(Standin):
             return Reply(400, {"errorMessages": [], "errors": errors})
         key = f"{fields['project']['key']}-{len(self._issues) + 1}"
         issue_id = str(10000 + len(self._issues))
+        fields = {**fields, "status": {"name": "To Do", "statusCategory": {"key": "new"}}, "assignee": None}
         self._issues[key] = {"key": key, "id": issue_id, "fields": fields, "status_category": "new", "comments": []}
         return Reply(201, {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/2/issue/{issue_id}"})
 
+    def _transitions(self, issue: dict, request: Recorded) -> Reply:
+        """GET: the transitions to every other status; POST: take one, with its optional comment."""
+        current = issue["fields"]["status"]["name"]
+        if request.method == "GET":
+            return Reply(200, {"transitions": [
+                {"id": tid, "name": name, "to": {"name": name, "statusCategory": {"key": category}}}
+                for tid, (name, category) in self.WORKFLOW.items() if name != current]})
+        payload = json.loads(request.body)
+        tid = str(payload["transition"]["id"])
+        if tid not in self.WORKFLOW or self.WORKFLOW[tid][0] == current:
+            return Reply(400, {"errorMessages": [f"Transition id '{tid}' is not valid for this issue."], "errors": {}})
+        name, category = self.WORKFLOW[tid]
+        issue["status_category"] = category
+        issue["fields"]["status"] = {"name": name, "statusCategory": {"key": category}}
+        for change in payload.get("update", {}).get("comment", []):
+            issue["comments"].append({"id": str(len(issue["comments"]) + 1), "body": change["add"]["body"]})
+        return Reply(204, "")
+
 
 class ServiceNowStandin(Standin):
-    """Table API on `incident`: GET with an encoded query of `field=value` terms, POST, PATCH.
+    """Table API on `incident`, `problem` and `change_request`: GET with an encoded query of
+    `field=value` terms, POST, PATCH.
 
-    Like the platform, it derives `priority` from impact and urgency. Unlike the platform
-    (which ignores an invalid query and returns every row), it answers 400 to a query term
-    it does not understand, so a malformed query fails the test instead of matching all.
+    Like the platform, it derives `priority` from impact and urgency, and `active` from the
+    state (an incident Resolved/Closed/Canceled, a change Closed, a problem Closed is inactive).
+    Unlike the platform (which ignores an invalid query and returns every row), it answers 400
+    to a query term it does not understand, so a malformed query fails the test instead of
+    matching all. A test plays the people: `assign`, `set_state`, `approve`, `resolve`.
     """
 
     PRIORITY = {("1", "1"): "1", ("1", "2"): "2", ("2", "1"): "2", ("1", "3"): "3", ("2", "2"): "3",
                 ("3", "1"): "3", ("2", "3"): "4", ("3", "2"): "4", ("3", "3"): "5"}
+    TABLES = {"incident": ("INC", "1", ("6", "7", "8")), "problem": ("PRB", "101", ("107",)),
+              "change_request": ("CHG", "-5", ("3", "4"))}      # number prefix, new state, inactive states
 
     def __init__(self, user: str = "watchkeeper.integration", password: str = "sn-standin-password") -> None:
         super().__init__()
         self.user, self.password = user, password
-        self._incidents: dict[str, dict] = {}
+        self._tables: dict[str, dict[str, dict]] = {table: {} for table in self.TABLES}
+        self._incidents = self._tables["incident"]
+
+    def records(self, table: str) -> list[dict]:
+        """Records of a table as stored; `work_notes` is the list of notes added."""
+        with self._lock:
+            return json.loads(json.dumps(list(self._tables[table].values())))
 
     @property
     def incidents(self) -> list[dict]:
-        """Incidents as stored; `work_notes` is the list of notes added."""
+        return self.records("incident")
+
+    def _by_number(self, number: str) -> tuple[str, dict]:
+        return next((table, r) for table, rows in self._tables.items() for r in rows.values() if r["number"] == number)
+
+    def set_state(self, number: str, state: str) -> None:
         with self._lock:
-            return json.loads(json.dumps(list(self._incidents.values())))
+            table, record = self._by_number(number)
+            record.update(state=state, active="false" if state in self.TABLES[table][2] else "true")
 
     def resolve(self, number: str) -> None:
+        table, _ = self._by_number(number)
+        self.set_state(number, self.TABLES[table][2][0])
+
+    def assign(self, number: str, user_sys_id: str = "6816f79cc0a8016401c5a33be04be441") -> None:
         with self._lock:
-            incident = next(i for i in self._incidents.values() if i["number"] == number)
-            incident.update(active="false", state="6")
+            self._by_number(number)[1]["assigned_to"] = {"link": f"{self.url}/api/now/table/sys_user/{user_sys_id}",
+                                                         "value": user_sys_id}
+
+    def approve(self, number: str) -> None:
+        with self._lock:
+            self._by_number(number)[1]["approval"] = "approved"
 
     def error_reply(self, status: int) -> Reply:
         if status < 500:
@@ -517,41 +580,47 @@ class ServiceNowStandin(Standin):
         if request.headers.get("authorization") != _basic(self.user, self.password):
             return Reply(401, {"error": {"message": "User Not Authenticated",
                                          "detail": "Required to provide Auth information"}, "status": "failure"})
-        match = re.fullmatch(r"/api/now/table/incident(?:/([0-9a-f]{32}))?", request.path)
-        if not match:
+        match = re.fullmatch(r"/api/now/table/([a-z_]+)(?:/([0-9a-f]{32}))?", request.path)
+        if not match or match[1] not in self._tables:
             return Reply(400, {"error": {"message": "Invalid table", "detail": request.path}, "status": "failure"})
-        sys_id = match[1]
+        table, sys_id = match[1], match[2]
+        rows = self._tables[table]
         if request.method == "GET" and not sys_id:
-            return self._query(request.params())
+            return self._query(rows, request.params())
         if request.method == "POST" and not sys_id:
-            return self._insert(json.loads(request.body))
-        if request.method == "PATCH" and sys_id in self._incidents:
-            return self._update(self._incidents[sys_id], json.loads(request.body))
+            return self._insert(table, json.loads(request.body))
+        if request.method == "PATCH" and sys_id in rows:
+            return self._update(table, rows[sys_id], json.loads(request.body))
         return Reply(404, {"error": {"message": "No Record found", "detail": ""}, "status": "failure"})
 
-    def _query(self, params: dict) -> Reply:
+    def _query(self, rows: dict[str, dict], params: dict) -> Reply:
         terms = [t for t in params.get("sysparm_query", "").split("^") if t]
         if any(not re.fullmatch(r"[a-z_]+=[^=!<>]*", term) for term in terms):
             return Reply(400, {"error": {"message": "Invalid query", "detail": params.get("sysparm_query")}})
         wanted = dict(term.split("=", 1) for term in terms)
-        found = [i for i in self._incidents.values() if all(i.get(k) == v for k, v in wanted.items())]
+        found = [i for i in rows.values() if all(i.get(k) == v for k, v in wanted.items())]
         fields = [f for f in params.get("sysparm_fields", "").split(",") if f]
         limit = int(params.get("sysparm_limit") or 10000)
-        rows = [{f: i.get(f, "") for f in fields} if fields else i for i in found[:limit]]
-        return Reply(200, {"result": rows})
+        result = [{f: i.get(f, "") for f in fields} if fields else i for i in found[:limit]]
+        return Reply(200, {"result": result})
 
-    def _insert(self, record: dict) -> Reply:
+    def _insert(self, table: str, record: dict) -> Reply:
         if record.get("impact") not in ("1", "2", "3") or record.get("urgency") not in ("1", "2", "3"):
             return Reply(400, {"error": {"message": "impact and urgency must be 1, 2 or 3"}, "status": "failure"})
-        sys_id = uuid.uuid4().hex
-        incident = {**record, "sys_id": sys_id, "number": f"INC{len(self._incidents) + 1:07d}", "state": "1",
-                    "active": "true", "priority": self.PRIORITY[(record["impact"], record["urgency"])], "work_notes": []}
-        self._incidents[sys_id] = incident
+        prefix, state, _ = self.TABLES[table]
+        rows, sys_id = self._tables[table], uuid.uuid4().hex
+        incident = {**record, "sys_id": sys_id, "number": f"{prefix}{len(rows) + 1:07d}", "state": state,
+                    "active": "true", "priority": self.PRIORITY[(record["impact"], record["urgency"])],
+                    "assigned_to": "", "approval": "requested" if table == "change_request" else "not requested",
+                    "work_notes": []}
+        rows[sys_id] = incident
         return Reply(201, {"result": incident})
 
-    def _update(self, incident: dict, changes: dict) -> Reply:
+    def _update(self, table: str, record: dict, changes: dict) -> Reply:
         note = changes.pop("work_notes", None)
-        incident.update(changes)
+        record.update(changes)
+        if "state" in changes:
+            record["active"] = "false" if changes["state"] in self.TABLES[table][2] else "true"
         if note:
-            incident["work_notes"].append(note)
-        return Reply(200, {"result": incident})
+            record["work_notes"].append(note)
+        return Reply(200, {"result": record})

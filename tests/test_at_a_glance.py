@@ -11,7 +11,7 @@ import re
 import pytest
 from PIL import Image
 
-from watchkeeper.concept import label_alarms
+from watchkeeper.concept import label_alarms, with_error_rates
 from watchkeeper.messages import verdict_text
 from watchkeeper.plots import _bin_ticks, drift_histograms
 
@@ -36,10 +36,10 @@ def test_drift_picture_fits_a_600px_frame_with_short_rounded_ticks():
 
 
 def test_concept_alarms_carry_detector_and_error_rates():
-    [alarm] = label_alarms([104], 100, ["a", "b", "c", "d", "e", "f"], [f"t{i}" for i in range(6)],
-                           [0, 0, 0, 0, 1, 1], "adwin")
+    [alarm] = with_error_rates(label_alarms([104], 100, ["a", "b", "c", "d", "e", "f"], [f"t{i}" for i in range(6)]),
+                               [0, 0, 0, 0, 1, 1], 100, "adwin")
     assert alarm == {"index": 104, "prediction_id": "e", "timestamp": "t4", "detector": "adwin",
-                     "error_before": 0.0, "error_after": 1.0}
+                     "error_rate_before": 0.0, "error_rate_after": 1.0}
 
 
 def test_verdict_text_joins_sentences_without_fragments():

@@ -329,8 +329,9 @@ def test_jira_issue_fields_comments_and_reopening(monkeypatch, deployment):
     assert fingerprint_key("churn:3:performance") in fields["labels"]
     assert "income: ks statistic 0.2134" in fields["description"]
     assert len(issue["comments"]) == 1 and wiki_escape("window 2026-11-09") in issue["comments"][0]["body"]
-    assert reopened.action == "created" and len(issues) == 3
-    assert issues[2]["fields"]["priority"] == {"name": "Medium"}
+    assert reopened.action == "reopened" and len(issues) == 2          # the problem came back: same issue
+    assert issues[0]["status_category"] == "new" and wiki_escape("window 2026-11-10") in issues[0]["comments"][-1]["body"]
+    assert issues[1]["fields"]["priority"] == {"name": "Medium"}
 
 
 def test_jira_rejecting_a_field_is_permanent_with_its_reason(monkeypatch):
@@ -354,7 +355,7 @@ def test_servicenow_incident_has_itil_fields_and_correlation_id(monkeypatch):
     assert incident["correlation_id"] == fingerprint_key("churn:3:performance")
     assert incident["short_description"] == make_alert().title
     assert len(incident["work_notes"]) == 1 and "window 2026-11-09" in incident["work_notes"][0]
-    assert reopened.action == "created" and count == 2
+    assert reopened.action == "reopened" and count == 1          # the problem came back: same incident
 
 
 # ---------------------------------------------------------------------------- severity, retry-after, registry

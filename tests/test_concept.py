@@ -23,6 +23,7 @@ from watchkeeper.concept import (
     prediction_stream_signal,
     resume,
     scan,
+    with_error_rates,
 )
 
 CHANGE = 20_000
@@ -139,13 +140,14 @@ def test_prediction_signal_and_alarm_labels():
     assert alarms and alarms[0] >= 20_000
     ids = [f"p{i}" for i in range(15_000, 25_000)]
     stamps = list(range(15_000, 25_000))
-    rows = label_alarms(alarms, 15_000, ids, stamps, signal[15_000:], "adwin")
+    rows = with_error_rates(label_alarms(alarms, 15_000, ids, stamps), signal[15_000:], 15_000, "adwin")
     local = alarms[0] - 15_000
+    window = signal[15_000:]
     assert rows[0] == {"index": alarms[0], "prediction_id": f"p{alarms[0]}", "timestamp": alarms[0], "detector": "adwin",
-                       "error_before": signal[15_000:][:local].mean(), "error_after": signal[15_000:][local:].mean()}
-    assert rows[0]["error_after"] > rows[0]["error_before"], "the signal rose where the detector fired"
-    assert label_alarms([3], 10, ["a"], [1]) == [{"index": 3, "prediction_id": None, "timestamp": None,
-                                                   "detector": None, "error_before": None, "error_after": None}]
+                       "error_rate_before": window[max(0, local - 500):local].mean(),
+                       "error_rate_after": window[local:local + 500].mean()}
+    assert rows[0]["error_rate_after"] > rows[0]["error_rate_before"], "the signal rose where the detector fired"
+    assert label_alarms([3], 10, ["a"], [1]) == [{"index": 3, "prediction_id": None, "timestamp": None}]
 
 
 # ---------------------------------------------------------------- watchkeeper stream

@@ -79,3 +79,20 @@ def test_an_unknown_stage_is_a_one_line_error(fleet):
     store, log, _ = fleet
     with pytest.raises(ValueError, match="unknown stages: sentiment"):
         monitor(store, log).evaluate(DAY, ["sentiment"])
+
+
+def test_a_windows_alerts_survive_a_label_refresh_and_are_shown_in_full(fleet):
+    """The refresh queues nothing new (the alert was sent), yet model_health still shows what the window raised."""
+    from monitoring_assets.health import metadata
+
+    store, log, _ = fleet
+    first = monitor(store, log).evaluate(DAY)
+    refreshed = monitor(store, log).evaluate(DAY, [PERFORMANCE, HEALTH])
+    moved = next(o for o in refreshed if o.model == "moved")
+    assert next(o for o in first if o.model == "moved").plans and not any(p.dispatches for p in moved.plans.values())
+    assert [a.fingerprint for a in moved.alerts] == ["moved:1:data_drift"]
+    shown = metadata(DAY, refreshed)
+    assert shown["alerts_raised"].value == 1
+    text = shown["alerts"].value
+    assert "moved v1: data drift (warning)" in text and "Impacted features:" in text and "- x: " in text
+    assert [a.fingerprint for a in store.window_alerts("moved", DAY)] == ["moved:1:data_drift"]

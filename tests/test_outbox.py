@@ -316,10 +316,15 @@ def test_a_verdict_becomes_one_alert_per_problem_kind_with_its_evidence(verdict)
 
 
 def test_an_alert_holds_aggregates_only(verdict):
-    payload = json.dumps([a.to_dict() for a in build_alerts("m", "3", "2026-11-10", "binary", verdict.status,
-                                                            verdict.reasons, {})])
-    for leaked in ("alarms", "decisions", "segments", "importance", "n_labelled"):
+    alerts = build_alerts("m", "3", "2026-11-10", "binary", verdict.status, verdict.reasons, {})
+    payload = json.dumps([a.to_dict() for a in alerts])
+    for leaked in ("decisions", "importance", "n_labelled", "prediction_id", "history"):
         assert f'"{leaked}"' not in payload
+    # a concept-drift alarm says which detector fired where and the error rates around it; a segment, its change
+    assert all(set(alarm) == {"detector", "index", "timestamp", "error_rate_before", "error_rate_after"}
+               for a in alerts for alarm in a.alarms)
+    assert all(set(segment) == {"segment", "delta"} for a in alerts for segment in a.segments)
+    assert [a.alarms[0]["detector"] for a in alerts if a.kind == "concept_drift"] == ["adwin"]
 
 
 def test_fingerprints_are_stable_across_windows_and_new_per_version(verdict):

@@ -184,3 +184,18 @@ def test_the_feast_fed_model_takes_its_reference_and_windows_from_feast(demo):
     assert model["windows"] == len(DAYS) and model["drifted_windows"] == DRIFTED_DAYS
     assert model["drifted_features"] == ["customer_stats:x0"]
     assert model["retrains"] == 1, "the retrain op joined its reference from Feast too"
+
+
+def test_each_model_lists_its_problems_with_state_and_tickets(demo):
+    """The contract key `problems`: [{"kind", "state", "opened", "tickets"}] per model."""
+    models = by_name(demo[1])
+    concept = {p["kind"]: p for p in models["breast_cancer_classifier"]["problems"]}
+    assert set(concept) == {"concept_drift", "performance", "promotion_approval"}
+    assert all({"kind", "state", "opened", "tickets"} <= set(p) for m in models.values() for p in m["problems"])
+    assert {p["state"] for m in models.values() for p in m["problems"]} <= {"open", "acknowledged", "resolved",
+                                                                           "reopened"}
+    assert concept["performance"]["opened"] == DRIFTED_DAYS[0] and concept["performance"]["state"] == "open"
+    assert concept["performance"]["tickets"] == [{"channel": "tickets",
+                                                  "id": "breast_cancer_classifier:1:performance"}]
+    assert concept["promotion_approval"]["record"] == "change"
+    assert models["wine_classifier"]["problems"] == []

@@ -147,7 +147,7 @@ routes:
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("rouets: []\n", "policy: unknown key 'rouets' (allowed: channels, cooldown, escalation, quiet_hours, routes, teams, version)"),
+    ("rouets: []\n", "policy: unknown key 'rouets' (allowed: channels, cooldown, escalation, lifecycle, quiet_hours, routes, teams, version)"),
     ("  - {match: {min_severity: warning}, to: [pagerduty]}\n", "routes[1].to: unknown channel 'pagerduty' (declared: outbox, pager)"),
     ("  - {to: [pager], cooldown: 2 hours}\n", "routes[1].cooldown: bad duration '2 hours' (use e.g. 30m, 2h, 1d or 1h30m)"),
     ("  - {to: [pager], cooldown: 0m}\n", "routes[1].cooldown: duration '0m' is zero"),

@@ -339,6 +339,24 @@ def test_cycle_recalibrates_first_when_inputs_are_stable(tmp_path, tracking_uri)
     assert type(registry.load_model(registry.champions()[MODEL]).native).__name__ == "CalibratedClassifierCV"
 
 
+def test_under_concept_drift_the_challenger_learns_from_recent_rows_only(world):
+    """`auto`: the old concept's reference rows are not mixed in, nor logged as the next reference."""
+    from watchkeeper.registry import Champion
+    from watchkeeper.retraining.training_set import RECENT_ONLY, TrainingSetError, training_rows
+
+    registry, champion, log, train = world
+    recent, _ = build_training_set(registry, champion, log, DAYS, policy=RECENT_ONLY)
+    mixed, _ = build_training_set(registry, champion, log, DAYS)
+    assert len(mixed) == len(train) + len(recent)
+    with pytest.raises(TrainingSetError, match="unknown training set policy 'newest'"):
+        training_rows(train, recent, "newest")
+    outcome = run_retraining(registry, log, MODEL, DAYS, RetrainPolicy(margin=0.05), concept_drift=True)
+    assert outcome.training_set == RECENT_ONLY and outcome.final.status == PROMOTED
+    version = outcome.final.challenger
+    logged, _ = registry.reference_frames(Champion(MODEL, version.version, version.run_id, "binary"))
+    pd.testing.assert_frame_equal(logged, recent)          # the new reference is the new concept, alone
+
+
 def test_the_cycle_is_audited_and_artifacts_outside_the_residency_policy_are_never_logged(world, tmp_path,
                                                                                           monkeypatch):
     from watchkeeper.retraining.cycle import audit_outcome

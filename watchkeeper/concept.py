@@ -38,7 +38,7 @@ import numpy as np
 from watchkeeper.security.signing import SignatureError, sign, verify
 
 __all__ = ["AUTO", "DETECTORS", "AutoDetector", "StreamInputError", "StreamState", "detect", "is_binary",
-           "label_alarms", "make_detector", "prediction_stream_signal", "resume"]
+           "detector_name", "label_alarms", "make_detector", "prediction_stream_signal", "resume", "with_error_rates"]
 
 AUTO = "auto"
 ERRORS, PREDICTIONS = "errors", "predictions"  # the two concept-drift streams of a model (stored per day)
@@ -324,21 +324,39 @@ def prediction_stream_signal(predictions: Sequence[float] | np.ndarray, threshol
     return values if threshold is None else (values >= threshold).astype(np.int8)
 
 
-def label_alarms(alarms: Sequence[int], first_index: int, prediction_ids: Sequence, timestamps: Sequence,
-                 values: Sequence[float] = (), detector: str | None = None) -> list[dict]:
-    """Alarms of a window (global indices from `resume`) as {index, prediction_id, timestamp,
-    detector, error_before, error_after}; `first_index` is the global index of the window's first
-    row (the state's n_seen before it). The error rates are the mean of the window's `values`
-    before and from the alarm on, so a reader sees what changed, not only that something did.
-    An alarm in an earlier window (a replayed warm-up) keeps its index, with None for the rest."""
-    def mean(part: Sequence[float]) -> float | None:
-        return float(np.mean(part)) if len(part) else None
+ALARM_SPAN = 500   # elements on each side of an alarm whose error rate is reported
 
+
+def detector_name(detector: str) -> str:
+    """How an alarm names its detector: `auto` is ADWIN with Watchkeeper's settings."""
+    return f"adwin (auto: delta {AUTO_DELTA}, clock {AUTO_CLOCK})" if detector == AUTO else detector
+
+
+def with_error_rates(alarms: list[dict], values: Sequence[float], first_index: int, detector: str,
+                     span: int = ALARM_SPAN) -> list[dict]:
+    """Each labelled alarm with its detector and the mean error of up to `span` elements of this
+    window before it and from it on: what a person reads to see the change the detector saw.
+    An alarm outside the window (a replayed warm-up) gets None for both."""
+    values = np.asarray(values, dtype=float)
+
+    def rates(index: int) -> tuple[float | None, float | None]:
+        local = index - first_index
+        if not 0 <= local < len(values):
+            return None, None
+        before, after = values[max(0, local - span):local], values[local:local + span]
+        return (float(before.mean()) if before.size else None), float(after.mean())
+
+    return [{**alarm, "detector": detector_name(detector),
+             **dict(zip(("error_rate_before", "error_rate_after"), rates(alarm["index"])))} for alarm in alarms]
+
+
+def label_alarms(alarms: Sequence[int], first_index: int, prediction_ids: Sequence, timestamps: Sequence) -> list[dict]:
+    """Alarms of a window (global indices from `resume`) as {index, prediction_id, timestamp};
+    `first_index` is the global index of the window's first row (the state's n_seen before it).
+    An alarm in an earlier window (a replayed warm-up) keeps its index, with None for the rest."""
     def row(a: int) -> dict:
         local = a - first_index
         inside = 0 <= local < len(prediction_ids)
         return {"index": int(a), "prediction_id": prediction_ids[local] if inside else None,
-                "timestamp": timestamps[local] if inside else None, "detector": detector,
-                "error_before": mean(values[:local]) if inside else None,
-                "error_after": mean(values[local:]) if inside else None}
+                "timestamp": timestamps[local] if inside else None}
     return [row(a) for a in alarms]

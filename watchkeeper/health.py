@@ -113,7 +113,7 @@ def _alarms_text(alarms: list[dict]) -> str:
     (prediction index and time) and the error rate before and from that point on."""
     def where(alarm: dict) -> str:
         at = f"at prediction {alarm['index']}" + (f" ({str(alarm['timestamp'])[:16]})" if alarm.get("timestamp") else "")
-        before, after = alarm.get("error_before"), alarm.get("error_after")
+        before, after = alarm.get("error_rate_before"), alarm.get("error_rate_after")
         rates = f", error rate {before:.3g} before and {after:.3g} after" if before is not None and after is not None else ""
         return at + rates
     detector = alarms[0].get("detector") or "stream"

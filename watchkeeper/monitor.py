@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
+from watchkeeper.alerting.record import AlertRecord
 from watchkeeper.config import MonitoringConfig
 from watchkeeper.feature_store import FeastFeatures
 from watchkeeper.health import FAILED, Verdict
@@ -65,6 +66,7 @@ class ModelWindow:
     alarms: dict[str, int] = field(default_factory=dict)   # stream -> alarms raised this window
     verdict: Verdict | None = None
     plans: dict[str, Plan] = field(default_factory=dict)
+    alerts: list[AlertRecord] = field(default_factory=list)   # what the window raised, kept across reruns
     failures: dict[str, str] = field(default_factory=dict)  # stage -> reason, from this run
     lineage: Lineage | None = None              # what the verdict was computed from
     revision: int | None = None                 # the verdict's version number for this window
@@ -161,6 +163,8 @@ class WindowMonitor:
                     outcome.plans = self.problem_log.record(model, version, day, alerts, self.policy, latest, tx=tx)
                 self._audit(outcome, verdict, tx)
         outcome.verdict = verdict
+        if self.policy is not None:
+            outcome.alerts = [AlertRecord.from_dict(a.payload) for a in self.problem_log.window_alerts(model, day)]
 
     def _audit(self, outcome: ModelWindow, verdict: Verdict, tx: sa.Connection) -> None:
         """The verdict and the alerts it queued, in the verdict's transaction."""

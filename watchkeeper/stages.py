@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from watchkeeper.concept import AUTO, ERRORS, LIVE, PREDICTIONS, StreamState, label_alarms, resume
+from watchkeeper.concept import AUTO, ERRORS, LIVE, PREDICTIONS, StreamState, label_alarms, resume, with_error_rates
 from watchkeeper.config import ModelConfig
 from watchkeeper.drift import evaluate_drift
 from watchkeeper.estimation import CBPE
@@ -256,8 +256,8 @@ def _advance(context: StageContext, stream: str, values: pd.DataFrame | None) ->
     state = StreamState.from_dict(saved) if saved else None
     new_state, alarms = resume(state, values["value"].to_numpy(), AUTO)
     first = state.n_seen if state else 0
-    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first),
-                          values["value"].to_numpy(dtype=float), new_state.detector)
+    mapped = label_alarms(alarms, first, values["prediction_id"].tolist(), _alarm_times(values["timestamp"], alarms, first))
+    mapped = with_error_rates(mapped, values["value"].to_numpy(), first, new_state.detector)
     store.put_stream(reference.model, day, stream, reference.version, len(values), new_state.to_dict(), mapped)
     return len(mapped)
 

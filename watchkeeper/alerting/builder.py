@@ -14,7 +14,7 @@ one ticket that gets updated, not a new ticket every day; a new model version is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from watchkeeper.alerting.record import KINDS, SEVERITIES, AlertRecord
 from watchkeeper.messages import verdict_text
@@ -52,6 +52,9 @@ KIND_LABEL = {
     "evaluation": "failed evaluation",
 }
 FEATURE_KEYS = ("name", "test", "statistic", "p_value", "effect_size", "effect_metric")
+ALARM_KEYS = ("detector", "index", "timestamp", "error_rate_before", "error_rate_after")
+SEGMENT_KEYS = ("segment", "delta")
+MAX_SEGMENTS = 5
 
 
 class AlertBuildError(ValueError):
@@ -89,7 +92,8 @@ def _explanation(kind: str, cause: dict | None, drifted: Mapping[str, dict]) -> 
     if cause is None or kind not in EXPLAINED_BY_ROOT_CAUSE:
         return []
     features = [{**drifted.get(f["name"], {}), **f} for f in cause.get("features", [])]
-    return [{"signal": "root_cause", "detail": f"likely cause: {cause['detail']}", "features": features}]
+    return [{"signal": "root_cause", "detail": f"likely cause: {cause['detail']}", "features": features,
+             "segments": cause.get("segments", [])[:MAX_SEGMENTS]}]
 
 
 def _alert(model: str, version: str, window: str, task: str, kind: str, reasons: list[dict],
@@ -103,6 +107,8 @@ def _alert(model: str, version: str, window: str, task: str, kind: str, reasons:
         features=[_feature(f) for r in reasons for f in r.get("features", [])],
         metrics=[_metric(r) for r in reasons if "metric" in r],
         links={name: str(url) for name, url in links.items()},
+        alarms=[{key: alarm.get(key) for key in ALARM_KEYS} for r in reasons for alarm in r.get("alarms", [])],
+        segments=[{key: segment.get(key) for key in SEGMENT_KEYS} for r in reasons for segment in r.get("segments", [])],
     )
 
 
@@ -125,12 +131,23 @@ def _metric(reason: dict) -> dict:
             "reference": reference, "delta": delta}
 
 
-def alert_links(dagster_url: str, run_id: str, mlflow_url: str, model: str, version: str,
+def alert_links(dagster_url: str | None, run_id: str, mlflow_url: str | None, model: str, version: str,
                 asset: str = "model_health") -> dict[str, str]:
-    """Where to look next: the Dagster run and asset that raised the alert, and the MLflow model version."""
-    dagster, mlflow = dagster_url.rstrip("/"), mlflow_url.rstrip("/")
-    return {
-        "dagster_run": f"{dagster}/runs/{run_id}",
-        "dagster_asset": f"{dagster}/assets/{asset}",
-        "mlflow_model_version": f"{mlflow}/#/models/{quote(model, safe='')}/versions/{quote(version, safe='')}",
-    }
+    """Where to look next: the Dagster run and asset that raised the alert, and the MLflow model
+    version. Links are absolute, from the configured base URLs (a ticket or a chat message is read
+    far from the UI); a base that is not an absolute http(s) URL gives no link, never a relative one.
+    """
+    links = {}
+    dagster, mlflow = absolute_base(dagster_url), absolute_base(mlflow_url)
+    if dagster:
+        links |= {"dagster_run": f"{dagster}/runs/{quote(run_id, safe='')}",
+                  "dagster_asset": f"{dagster}/assets/{quote(asset, safe='')}"}
+    if mlflow:
+        links["mlflow_model_version"] = f"{mlflow}/#/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
+    return links
+
+
+def absolute_base(url: str | None) -> str | None:
+    """`url` without its trailing slash when it is an absolute http(s) URL with a host, else None."""
+    parts = urlsplit(url or "")
+    return url.rstrip("/") if parts.scheme in ("http", "https") and parts.netloc else None

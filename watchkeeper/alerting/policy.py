@@ -124,6 +124,23 @@ class QuietHours:
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """How a problem lives once raised (watchkeeper.problems applies it).
+
+    resolve_after_windows: newest windows in a row without the problem that resolve it (and its
+        tickets, with a comment). One healthy day after a bad week is often noise: two by default.
+    reopen_within: a problem seen again within this time of its last sighting (by window dates)
+        reopens its incident and ticket; later, it is a new incident with a new ticket.
+    problem_after_incidents: this many incidents of one model and kind (over versions and
+        episodes) raise one ITIL problem record: the cause recurs, fixing symptoms is not enough.
+    """
+
+    resolve_after_windows: int = 2
+    reopen_within: timedelta = timedelta(days=7)
+    problem_after_incidents: int = 3
+
+
+@dataclass(frozen=True)
 class Dispatch:
     """Send the alert to `channel`, not before `not_before` (None: now)."""
 
@@ -147,6 +164,7 @@ class Policy:
     teams: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # team -> model globs it owns
     escalation_rule: Escalation | None = None
     quiet_hours: tuple[QuietHours, ...] = ()
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
     def team_of(self, model: str, tags: Mapping[str, str]) -> str | None:
         """The owning team: the model's `team` tag, else the first team whose globs match its name."""
@@ -249,7 +267,8 @@ def load_policy(path: str | Path) -> Policy:
 
 def parse_policy(data: Any) -> Policy:
     """A Policy from the parsed YAML document (see deploy/alerting.yaml for every key)."""
-    doc = _mapping(data, "policy", {"version", "cooldown", "channels", "teams", "routes", "escalation", "quiet_hours"},
+    doc = _mapping(data, "policy", {"version", "cooldown", "channels", "teams", "routes", "escalation", "quiet_hours",
+                                    "lifecycle"},
                    required=("version", "channels", "routes"))
     if doc["version"] != 1:
         raise PolicyError(f"version: unsupported version {doc['version']!r} (this Watchkeeper reads version 1)")
@@ -268,6 +287,7 @@ def parse_policy(data: Any) -> Policy:
         escalation_rule=_escalation(doc["escalation"], channels) if "escalation" in doc else None,
         quiet_hours=tuple(_quiet_hours(spec, f"quiet_hours[{i}]", channels)
                           for i, spec in enumerate(_list(doc.get("quiet_hours", []), "quiet_hours"))),
+        lifecycle=_lifecycle(doc.get("lifecycle", {})),
     )
 
 
@@ -326,6 +346,25 @@ def _escalation(spec: Any, channels: Mapping[str, ChannelSpec]) -> Escalation:
                             if "unacknowledged_for" in rule else None),
         min_severity=_severity(rule.get("min_severity", "warning"), "escalation.min_severity"),
     )
+
+
+def _lifecycle(spec: Any) -> Lifecycle:
+    rule = _mapping(spec, "lifecycle", {"resolve_after_windows", "reopen_within", "problem_after_incidents"})
+    default = Lifecycle()
+    return Lifecycle(
+        resolve_after_windows=_count(rule.get("resolve_after_windows", default.resolve_after_windows),
+                                     "lifecycle.resolve_after_windows"),
+        reopen_within=(_duration(rule["reopen_within"], "lifecycle.reopen_within") if "reopen_within" in rule
+                       else default.reopen_within),
+        problem_after_incidents=_count(rule.get("problem_after_incidents", default.problem_after_incidents),
+                                       "lifecycle.problem_after_incidents"),
+    )
+
+
+def _count(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PolicyError(f"{where}: expected a whole number >= 1, got {_shown(value)}")
+    return value
 
 
 def _quiet_hours(spec: Any, where: str, channels: Mapping[str, ChannelSpec]) -> QuietHours:

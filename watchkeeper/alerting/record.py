@@ -11,6 +11,12 @@ from typing import Protocol
 
 SEVERITIES = ("info", "warning", "critical")
 KINDS = ("data_drift", "concept_drift", "performance", "data_quality", "evaluation", "promotion_approval")
+# The ITIL record a problem is: an incident (the model is unhealthy), a problem (one cause behind
+# recurring incidents) or a change (a promotion that waits for approval).
+INCIDENT, PROBLEM, CHANGE = "incident", "problem", "change"
+RECORDS = (INCIDENT, PROBLEM, CHANGE)
+# What a notification tells the channel: the problem was raised (or persists), or it is resolved.
+RAISED, RESOLVED = "raised", "resolved"
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,11 @@ class AlertRecord:
     features: list[dict] = field(default_factory=list)   # {name, test, statistic, p_value, effect_size, effect_metric}
     metrics: list[dict] = field(default_factory=list)    # {name, value, lower, upper, reference, delta}
     links: dict[str, str] = field(default_factory=dict)  # {"dagster": url, "mlflow": url}
+    alarms: list[dict] = field(default_factory=list)     # {detector, index, timestamp, error_rate_before, error_rate_after}
+    segments: list[dict] = field(default_factory=list)   # {segment, delta}: the worst segments first
     occurrence: int = 1         # how many windows this problem has persisted (escalation input)
+    record: str = INCIDENT      # one of RECORDS: which ticket type a ticketing channel opens
+    event: str = RAISED         # RAISED (create or update the ticket) or RESOLVED (comment and close it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +52,17 @@ class Delivery:
 
     channel: str
     external_id: str
-    action: str                 # "created" | "updated" | "posted"
+    action: str                 # "created" | "updated" | "posted" | "reopened" | "resolved" | "skipped"
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """What people did with a problem's ticket, read back from the ticketing system."""
+
+    ticket: str                 # issue key, incident number
+    acknowledged: bool          # someone took it: assigned, or in progress
+    resolved: bool              # closed (by a person, or by Watchkeeper on recovery)
+    approved: bool = False      # a change request was approved
 
 
 class ChannelError(Exception):
@@ -62,3 +82,10 @@ class Channel(Protocol):
     name: str
 
     def send(self, alert: AlertRecord) -> Delivery: ...
+
+
+class TicketReader(Protocol):
+    """A ticketing channel (Jira, ServiceNow) that can tell what became of a problem's ticket;
+    None when it holds no ticket for the fingerprint. Raises ChannelError like `send`."""
+
+    def read(self, fingerprint: str, record: str) -> TicketState | None: ...

@@ -34,7 +34,8 @@ from watchkeeper.retraining.gate import (
 )
 from watchkeeper.retraining.trainers import available_trainers, sklearn_logger
 from watchkeeper.retraining.training_set import (
-    HOLDOUT_FRACTION, features_of, holdout_split, recent_labelled_rows, with_reference,
+    AUTO as AUTO_TRAINING_SET, HOLDOUT_FRACTION, TRAINING_SETS, features_of, holdout_split, recent_labelled_rows,
+    training_rows, uses_recent_only,
 )
 from watchkeeper.security.audit import APPROVAL_REQUESTED, GATE, RETRAINED, Actor
 from watchkeeper.security.audit import PROMOTED as PROMOTED_ENTRY
@@ -58,8 +59,11 @@ class RetrainPolicy:
     recalibrate_first: bool = True
     calibration_method: str = "isotonic"
     holdout_fraction: float = HOLDOUT_FRACTION
+    training_set: str = AUTO_TRAINING_SET   # auto: recent rows only under concept drift, else reference + recent
 
     def __post_init__(self) -> None:
+        if self.training_set not in TRAINING_SETS:
+            raise PolicyError(f"training_set must be one of {list(TRAINING_SETS)}, got {self.training_set!r}")
         if self.approval not in (AUTO, TICKET):
             raise PolicyError(f"approval must be {AUTO!r} or {TICKET!r}, got {self.approval!r}")
         if self.calibration_method not in METHODS:
@@ -87,6 +91,7 @@ class RetrainOutcome:
     trained_from: str                   # the champion version the cycle started from
     calibration: dict | None            # the calibration test's evidence, when it ran
     attempts: tuple[Attempt, ...]
+    training_set: str = "reference_and_recent"   # what a retrain learned from: reference_and_recent | recent_only
 
     @property
     def final(self) -> Attempt:
@@ -94,16 +99,20 @@ class RetrainOutcome:
 
     def to_dict(self) -> dict:
         return {"model": self.model, "trained_from": self.trained_from, "calibration": self.calibration,
+                "training_set": self.training_set,
                 "status": self.final.status, "challenger_version": self.final.challenger.version,
                 "attempts": [a.to_dict() for a in self.attempts]}
 
 
 def run_retraining(registry: Registry, log: InferenceLog, model_name: str, windows: list[str],
-                   policy: RetrainPolicy = RetrainPolicy(), inputs_stable: bool = False) -> RetrainOutcome:
-    """Retrain `model_name` on its reference data plus the labelled rows of `windows`, and gate the result.
+                   policy: RetrainPolicy = RetrainPolicy(), inputs_stable: bool = False,
+                   concept_drift: bool = False) -> RetrainOutcome:
+    """Retrain `model_name` on the labelled rows of `windows` (with its reference data unless the
+    policy says recent rows only, which `auto` does under concept drift), and gate the result.
 
     `inputs_stable` is the caller's knowledge that the windows showed no data drift (the
-    model_health verdict); only then is recalibration considered.
+    model_health verdict); only then is recalibration considered. `concept_drift`: the windows'
+    verdicts raised concept drift.
     """
     champion = champion_of(registry, model_name)
     _check_policy(policy, champion)
@@ -119,10 +128,12 @@ def run_retraining(registry: Registry, log: InferenceLog, model_name: str, windo
             attempts.append(attempt)
             if attempt.status != REJECTED:
                 return RetrainOutcome(model_name, str(champion.version), calibration, tuple(attempts))
-    challenger = retrain(registry.tracking_uri, model_name, policy.trainer, with_reference(reference, recent),
-                         evaluation, policy.trainer_params)
+    challenger = retrain(registry.tracking_uri, model_name, policy.trainer,
+                         training_rows(reference, recent, policy.training_set, concept_drift), evaluation,
+                         policy.trainer_params)
     attempts.append(_judge(registry, champion, champion_model, challenger, evaluation, RETRAIN, policy))
-    return RetrainOutcome(model_name, str(champion.version), calibration, tuple(attempts))
+    used = "recent_only" if uses_recent_only(policy.training_set, concept_drift) else "reference_and_recent"
+    return RetrainOutcome(model_name, str(champion.version), calibration, tuple(attempts), used)
 
 
 def _check_policy(policy: RetrainPolicy, champion: Champion) -> None:

@@ -14,6 +14,9 @@ from watchkeeper.inference_log import InferenceLog
 from watchkeeper.registry import REFERENCE_TARGET, Champion, Registry
 
 HOLDOUT_FRACTION = 0.3
+# Which rows a challenger learns from (RetrainPolicy.training_set).
+REFERENCE_AND_RECENT, RECENT_ONLY, AUTO = "reference_and_recent", "recent_only", "auto"
+TRAINING_SETS = (AUTO, REFERENCE_AND_RECENT, RECENT_ONLY)
 
 
 class TrainingSetError(ValueError):
@@ -72,15 +75,39 @@ def holdout_split(rows: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tup
 
 
 def build_training_set(registry: Registry, champion: Champion, log: InferenceLog, windows: list[str],
-                       holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, evaluation): the champion's reference training frame plus the older recent labelled
-    rows, and the newest recent rows held out for the gate. Both have the reference columns
-    (features, then "target"), so they can be logged as the next version's reference frames.
+                       holdout_fraction: float = HOLDOUT_FRACTION, policy: str = REFERENCE_AND_RECENT,
+                       concept_drift: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, evaluation): the older recent labelled rows (after the champion's reference training
+    frame, unless `policy` says recent rows only; see `training_rows`), and the newest recent rows
+    held out for the gate. Both have the reference columns (features, then "target"), so they can be
+    logged as the next version's reference frames.
     """
     reference, _ = registry.reference_frames(champion)
     recent, evaluation = holdout_split(recent_labelled_rows(log, champion.name, windows, features_of(reference)),
                                        holdout_fraction)
-    return with_reference(reference, recent), evaluation
+    return training_rows(reference, recent, policy, concept_drift), evaluation
+
+
+def uses_recent_only(policy: str, concept_drift: bool) -> bool:
+    """Whether a challenger learns from the recent rows alone: by policy, or (`auto`) under concept drift."""
+    if policy not in TRAINING_SETS:
+        raise TrainingSetError(f"unknown training set policy {policy!r} (one of {', '.join(TRAINING_SETS)})")
+    return policy == RECENT_ONLY or (policy == AUTO and concept_drift)
+
+
+def training_rows(reference: pd.DataFrame, recent: pd.DataFrame, policy: str = REFERENCE_AND_RECENT,
+                  concept_drift: bool = False) -> pd.DataFrame:
+    """The rows a challenger learns from.
+
+    Under concept drift the relation between inputs and label changed: the reference rows teach
+    the old relation, and mixed in they pull the challenger back to it (and, logged as its
+    reference frame, would make the next profile describe a concept that no longer holds). So
+    `recent_only`, or `auto` when the problem was concept drift, learns from the recent labelled
+    rows alone; otherwise the reference rows keep what the model knew (`with_reference`).
+    """
+    if uses_recent_only(policy, concept_drift):
+        return recent[list(reference.columns)].reset_index(drop=True)
+    return with_reference(reference, recent)
 
 
 def with_reference(reference: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:

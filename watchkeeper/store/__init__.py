@@ -33,6 +33,7 @@ from watchkeeper.store.ingest_rows import IngestRows
 from watchkeeper.store.outbox import Outbox
 from watchkeeper.store.problem_rows import ProblemRows
 from watchkeeper.store.records import (
+    StoredAlert,
     StoredDrift,
     StoredFailure,
     StoredMetric,
@@ -60,9 +61,9 @@ from watchkeeper.store.schema import (
     windows,
 )
 
-__all__ = ["IngestRows", "MonitoringStore", "Outbox", "ProblemRows", "StoredDrift", "StoredFailure", "StoredMetric", "StoredProblem",
-           "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream", "StoredVerdict", "StoredVerdictVersion",
-           "StoredWindow"]
+__all__ = ["IngestRows", "MonitoringStore", "Outbox", "ProblemRows", "StoredAlert", "StoredDrift", "StoredFailure",
+           "StoredMetric", "StoredProblem", "StoredProfile", "StoredQuality", "StoredSegments", "StoredStream",
+           "StoredVerdict", "StoredVerdictVersion", "StoredWindow"]
 
 Record = TypeVar("Record")
 
@@ -278,6 +279,12 @@ class MonitoringStore:
     def ingest_rows(self) -> IngestRows:
         """The stream ingestion's dedupe index, committed parts and dead letters."""
         return IngestRows(self.engine)
+
+    def window_alerts(self, model: str | None = None, window: str | None = None) -> list[StoredAlert]:
+        """The alerts each window's verdict raised, as raised (full record): what a window shows
+        even after a later re-materialisation queued nothing new."""
+        with self.engine.connect() as conn:
+            return self.problem_rows.window_alerts(conn, model, window)
 
     def outbox(self, clock: Callable[[], float] = time.time) -> Outbox:
         """The alert outbox on this store's database."""

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.alerting.record import RAISED, AlertRecord
 from watchkeeper.security.audit import AuditEntry
 from watchkeeper.store.audit_rows import AuditRows
 from watchkeeper.store.migrate import ensure_current
@@ -88,9 +88,9 @@ class Outbox:
             return sum(self._insert(conn, alert, channel, not_before) for channel in channels)
 
     def last_sent(self, fingerprint: str, tx: sa.Connection | None = None) -> dict[str, datetime]:
-        """When each channel was last given this fingerprint (queued counts: it will arrive)."""
+        """When each channel was last given this fingerprint raised (queued counts: it will arrive)."""
         query = (sa.select(outbox.c.channel, sa.func.max(outbox.c.created_at))
-                 .where(outbox.c.fingerprint == fingerprint).group_by(outbox.c.channel))
+                 .where(outbox.c.fingerprint == fingerprint, outbox.c.event == RAISED).group_by(outbox.c.channel))
         if tx is not None:
             return {channel: _aware(at) for channel, at in tx.execute(query)}
         with self.engine.connect() as conn:
@@ -106,6 +106,15 @@ class Outbox:
             rows = conn.execute(query).mappings().all()
         return [{**{k: _aware(v) if isinstance(v, datetime) else v for k, v in row.items()},
                  "payload": _decoded(row["payload_json"])} for row in rows]
+
+    def tickets(self, fingerprint: str) -> dict[str, str]:
+        """Channel -> the id it gave this fingerprint's delivery (issue key, incident number), for
+        every channel that delivered it: where the problem's tickets are."""
+        c = outbox.c
+        query = (sa.select(c.channel, c.external_id).where(c.fingerprint == fingerprint, c.status == DELIVERED,
+                                                           c.external_id.is_not(None)).order_by(c.id))
+        with self.engine.connect() as conn:
+            return {channel: external_id for channel, external_id in conn.execute(query)}
 
     def counts(self) -> dict[str, int]:
         query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
@@ -195,11 +204,11 @@ class Outbox:
         if not_before is not None:
             due = self._greatest(due, sa.literal(not_before.astimezone(timezone.utc), sa.DateTime(timezone=True)))
         insert = INSERT[self.engine.dialect.name](outbox).on_conflict_do_nothing(
-            index_elements=["fingerprint", "channel", "occurrence"])
+            index_elements=["fingerprint", "channel", "occurrence", "event"])
         return conn.execute(insert.values(
             fingerprint=alert.fingerprint, channel=channel, occurrence=alert.occurrence,
             payload_json=stored_json("payload_json", alert.to_dict()), status=PENDING, attempts=0, created_at=self.now(),
-            next_attempt_at=due)).rowcount
+            next_attempt_at=due, event=alert.event)).rowcount
 
 
 def _decoded(payload: str) -> dict | None:

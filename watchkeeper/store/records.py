@@ -147,6 +147,20 @@ class StoredProblem:
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     payload: dict[str, Any]     # the newest AlertRecord of the problem, as a dict
+    episode: int = 1            # the how-manieth incident of this model version and kind
+    record: str = "incident"    # incident | problem | change
+    healthy_windows: int = 0    # newest windows in a row without the problem
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert a window's verdict raised (or a promotion asked for), as it was raised."""
+
+    model: str
+    window: str
+    fingerprint: str
+    record: str
+    payload: dict[str, Any]     # the AlertRecord, as a dict
 
 
 def aware(at: datetime) -> datetime:

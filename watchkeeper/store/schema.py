@@ -113,7 +113,21 @@ problems = sa.Table(
     sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
     sa.Column("payload_json", sa.Text, nullable=False),     # the newest AlertRecord of the problem
+    sa.Column("episode", sa.Integer, nullable=False, server_default="1"),   # incidents of the same problem key
+    sa.Column("record", sa.String(10), nullable=False, server_default="incident"),   # incident | problem | change
+    sa.Column("healthy_windows", sa.Integer, nullable=False, server_default="0"),    # newest windows without it
     sa.Index("ix_problems_model", "model", "version"),
+)
+
+# The alerts each window's verdict raised, full record kept: a later re-materialisation of the
+# window (a label refresh) replaces them, one that queues nothing new still shows them.
+window_alerts = sa.Table(
+    "window_alerts", metadata,
+    sa.Column("model", sa.String(MODEL), primary_key=True),
+    sa.Column("window", sa.String(WINDOW), primary_key=True),
+    sa.Column("fingerprint", sa.String(300), primary_key=True),
+    sa.Column("record", sa.String(10), nullable=False),
+    sa.Column("payload_json", sa.Text, nullable=False),
 )
 
 outbox = sa.Table(
@@ -132,7 +146,8 @@ outbox = sa.Table(
     sa.Column("external_id", sa.String(300)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("fingerprint", "channel", "occurrence", name="uq_outbox_delivery"),
+    sa.Column("event", sa.String(10), nullable=False, server_default="raised"),   # raised | resolved
+    sa.UniqueConstraint("fingerprint", "channel", "occurrence", "event", name="uq_outbox_delivery"),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 

@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Callable
 
 from watchkeeper.alerting.channels.severity import itil_fields, priority_label
-from watchkeeper.alerting.record import AlertRecord
+from watchkeeper.alerting.record import RAISED, AlertRecord
 
 MAX_ITEMS = 10
 Escape = Callable[[str], str]
@@ -90,6 +90,28 @@ def metric_line(metric: dict) -> str:
     return text
 
 
+def alarm_line(alarm: dict, escape: Escape = plain) -> str:
+    """'adwin at 2026-11-08 10:02:11 (index 1234): error rate 0.12 -> 0.41'"""
+    where = alarm.get("timestamp") or "an earlier window"
+    text = f"{escape(one_line(alarm.get('detector') or 'detector'))} at {escape(one_line(where))}"
+    text += f" (index {int(alarm['index'])})" if isinstance(alarm.get("index"), int) else ""
+    before, after = alarm.get("error_rate_before"), alarm.get("error_rate_after")
+    if before is not None or after is not None:
+        text += f": error rate {fmt(before)} -> {fmt(after)}"
+    return text
+
+
+def alarms(alert: AlertRecord, escape: Escape = plain) -> list[tuple[str, str]]:
+    """("alarm N", detector, time and the error rate before and after it) for the first MAX_ITEMS alarms."""
+    return [(f"alarm {i}", alarm_line(a, escape)) for i, a in enumerate(alert.alarms[:MAX_ITEMS], 1)]
+
+
+def segments(alert: AlertRecord, escape: Escape = plain) -> list[tuple[str, str]]:
+    """(segment, its primary metric's change against the reference), the worst first."""
+    return [(escape(one_line(s.get("segment"))), f"Δ {fmt(s.get('delta'), signed=True)} vs reference")
+            for s in alert.segments[:MAX_ITEMS]]
+
+
 def features(alert: AlertRecord, escape: Escape = plain) -> list[tuple[str, str]]:
     """(feature name, evidence) for the first MAX_ITEMS impacted features."""
     return [(escape(one_line(f.get("name"))), feature_line(f, escape)) for f in alert.features[:MAX_ITEMS]]
@@ -109,7 +131,9 @@ def omitted(items: list, noun: str) -> str | None:
 def evidence(alert: AlertRecord, escape: Escape = plain) -> list[tuple[str, list[tuple[str, str]], str | None]]:
     """The non-empty evidence sections: (title, [(name, text)], "and N more ..." or None)."""
     sections = [("Impacted features", features(alert, escape), omitted(alert.features, "features")),
-                ("Metrics", metrics(alert, escape), omitted(alert.metrics, "metrics"))]
+                ("Metrics", metrics(alert, escape), omitted(alert.metrics, "metrics")),
+                ("Detector alarms", alarms(alert, escape), omitted(alert.alarms, "alarms")),
+                ("Affected segments", segments(alert, escape), omitted(alert.segments, "segments"))]
     return [section for section in sections if section[1]]
 
 
@@ -121,7 +145,8 @@ def links(alert: AlertRecord) -> list[tuple[str, str]]:
 def delivery_line(alert: AlertRecord, escape: Escape = plain) -> str:
     """The first line of every ticket text. The same alert always gives the same line, so a
     retry can see that a ticket, comment or note for this alert is already there."""
-    return escape(one_line(f"Watchkeeper alert {alert.fingerprint}: window {alert.window}, "
+    what = "alert" if alert.event == RAISED else alert.event
+    return escape(one_line(f"Watchkeeper {what} {alert.fingerprint}: window {alert.window}, "
                            f"occurrence {alert.occurrence}, severity {alert.severity}"))
 
 

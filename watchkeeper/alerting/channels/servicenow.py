@@ -1,8 +1,15 @@
-"""ServiceNow: one incident per problem (Table API), with work notes while it persists.
+"""ServiceNow: one ITIL record per problem (Table API), with work notes while it persists.
 
-Idempotency: the incident's `correlation_id` is `fingerprint_key(fingerprint)`. Each send
-first queries active incidents with that correlation id: found, it adds a work note
-(PATCH); not found, it inserts an incident (POST). The description and each note start
+The record's table follows its kind: `incident` for a degradation, `problem` for a cause that
+keeps recurring, `change_request` for a promotion waiting for approval.
+
+Idempotency: the record's `correlation_id` is `fingerprint_key(fingerprint)`. Each send
+first queries the table for that correlation id (active or not: a recurrence after the reopen
+window has a fingerprint of its own): found, it adds a work note (PATCH); not found, it
+inserts the record (POST). A raised alert whose record is no longer active reopens it (state
+New); a resolved notice resolves it (incident: Resolved with a close code and notes; change:
+Closed, successful). `read` tells what people did: assigned or In Progress / On Hold
+(acknowledged), inactive (resolved), `approval` = approved (a change request). The description and each note start
 with `content.delivery_line`, so a retry after a lost "insert" answer finds the incident
 it created, sees its own line in the description and does nothing. A retry after a lost
 PATCH answer can add the same work note twice (reading the journal back needs rights on
@@ -23,6 +30,8 @@ Retry-After is lost. The Table API is three plain REST calls.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import requests
 
@@ -31,11 +40,19 @@ from watchkeeper.alerting.channels.config import ca_bundle_setting, require_http
 from watchkeeper.alerting.channels.errors import error_for_status, read_secret, transport_failures
 from watchkeeper.alerting.channels.fingerprint import fingerprint_key
 from watchkeeper.alerting.channels.severity import itil_fields
-from watchkeeper.alerting.record import AlertRecord, ChannelError, Delivery
+from watchkeeper.alerting.record import (
+    CHANGE, INCIDENT, PROBLEM, RESOLVED, AlertRecord, ChannelError, Delivery, TicketState,
+)
 
 SHORT_DESCRIPTION_CHARS = 160
 SYS_ID = re.compile(r"[0-9a-f]{32}")
 CODE_TAG = re.compile(r"\[(/?code\])", re.IGNORECASE)
+TABLES = {INCIDENT: "incident", PROBLEM: "problem", CHANGE: "change_request"}
+NEW, ACKNOWLEDGED_STATES = "1", ("2", "3")   # New; In Progress, On Hold (incident states)
+# What closing each record sets (problem records are closed by the people who remove the cause).
+CLOSING = {INCIDENT: {"state": "6", "close_code": "Solution provided"},
+           CHANGE: {"state": "3", "close_code": "successful"}}
+FIELDS = "sys_id,number,description,active,state,assigned_to,approval"
 
 
 def journal_escape(text: str) -> str:
@@ -81,24 +98,55 @@ class ServiceNowChannel:
         return self.instance_url
 
     def send(self, alert: AlertRecord) -> Delivery:
-        credentials = (read_secret(self.user_env, "ServiceNow"), read_secret(self.password_env, "ServiceNow"))
         correlation_id = fingerprint_key(alert.fingerprint)
+        with self._session() as (session, credentials):
+            table = TABLES.get(alert.record, "incident")
+            found = self._find(session, credentials, table, correlation_id)
+            if found is None:
+                if alert.event == RESOLVED:          # nothing was ever opened for it: nothing to close
+                    return Delivery(self.name, correlation_id, "skipped")
+                created = self._call(session, credentials, "POST", table, json=self.incident(alert, correlation_id))
+                return Delivery(self.name, _incident(created, "number")["number"], "created")
+            if content.already_delivered(alert, [str(found.get("description") or "")], journal_escape):
+                return Delivery(self.name, found["number"], "updated")
+            changes, action = {"work_notes": content.plain_text(alert, journal_escape)}, "updated"
+            active = str(found.get("active")) == "true"
+            if alert.event == RESOLVED and active and alert.record in CLOSING:
+                changes |= CLOSING[alert.record] | {"close_notes": journal_escape(content.one_line(alert.summary))}
+                action = "resolved"
+            elif alert.event != RESOLVED and not active:
+                changes |= {"state": NEW}
+                action = "reopened"
+            self._call(session, credentials, "PATCH", table, found["sys_id"], json=changes)
+            return Delivery(self.name, found["number"], action)
+
+    def read(self, fingerprint: str, record: str) -> TicketState | None:
+        """The state of the problem's record, or None when it has none."""
+        with self._session() as (session, credentials):
+            found = self._find(session, credentials, TABLES.get(record, "incident"), fingerprint_key(fingerprint))
+        if found is None:
+            return None
+        assigned = found.get("assigned_to")
+        assigned = assigned.get("value") if isinstance(assigned, dict) else assigned
+        return TicketState(found["number"], acknowledged=bool(assigned) or str(found.get("state")) in ACKNOWLEDGED_STATES,
+                           resolved=str(found.get("active")) == "false",
+                           approved=record == CHANGE and found.get("approval") == "approved")
+
+    @contextmanager
+    def _session(self) -> Iterator[tuple[requests.Session, tuple[str, str]]]:
+        credentials = (read_secret(self.user_env, "ServiceNow"), read_secret(self.password_env, "ServiceNow"))
         with requests.Session() as session, transport_failures("ServiceNow"):
             session.auth = credentials
             session.headers["Accept"] = "application/json"
-            query = {"sysparm_query": f"correlation_id={correlation_id}^active=true",
-                     "sysparm_fields": "sys_id,number,description", "sysparm_limit": "1"}
-            found = self._call(session, credentials, "GET", params=query)
-            if not isinstance(found, list):
-                raise ChannelError("ServiceNow: unexpected answer to the incident query (no list)")
-            if found:
-                incident = _incident(found[0], "sys_id", "number")
-                if not content.already_delivered(alert, [str(incident.get("description") or "")], journal_escape):
-                    self._call(session, credentials, "PATCH", incident["sys_id"],
-                               json={"work_notes": content.plain_text(alert, journal_escape)})
-                return Delivery(self.name, incident["number"], "updated")
-            created = self._call(session, credentials, "POST", json=self.incident(alert, correlation_id))
-            return Delivery(self.name, _incident(created, "number")["number"], "created")
+            yield session, credentials
+
+    def _find(self, session: requests.Session, credentials: tuple[str, str], table: str,
+              correlation_id: str) -> dict | None:
+        query = {"sysparm_query": f"correlation_id={correlation_id}", "sysparm_fields": FIELDS, "sysparm_limit": "1"}
+        found = self._call(session, credentials, "GET", table, params=query)
+        if not isinstance(found, list):
+            raise ChannelError("ServiceNow: unexpected answer to the record query (no list)")
+        return _incident(found[0], "sys_id", "number") if found else None
 
     def incident(self, alert: AlertRecord, correlation_id: str) -> dict:
         itil = itil_fields(alert.severity)
@@ -107,10 +155,10 @@ class ServiceNowChannel:
                 "impact": str(itil.impact), "urgency": str(itil.urgency), "correlation_id": correlation_id,
                 "correlation_display": "Watchkeeper", **self.optional_fields}
 
-    def _call(self, session: requests.Session, secrets: tuple[str, str], method: str, sys_id: str = "",
+    def _call(self, session: requests.Session, secrets: tuple[str, str], method: str, table: str, sys_id: str = "",
               **kwargs) -> dict | list:
-        """One Table API request on the incident table; its `result`, or a ChannelError."""
-        url = f"{self.instance_url}/api/now/table/incident" + (f"/{sys_id}" if sys_id else "")
+        """One Table API request on `table`; its `result`, or a ChannelError."""
+        url = f"{self.instance_url}/api/now/table/{table}" + (f"/{sys_id}" if sys_id else "")
         # verify per request: a Session's own would lose to $REQUESTS_CA_BUNDLE
         response = session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
         if response.status_code >= 400:

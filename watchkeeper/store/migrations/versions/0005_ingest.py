@@ -7,7 +7,7 @@ their reason, once per stream message. `streams.source` says whether a detector'
 live by `watchkeeper ingest` (the daily evaluation then keeps it) or by the daily evaluation.
 
 Revision ID: 0005_ingest
-Revises: 0003_audit
+Revises: 0004_incidents
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_ingest"
-down_revision = "0003_audit"
+down_revision = "0004_incidents"
 branch_labels = None
 depends_on = None
 
