@@ -71,9 +71,11 @@ def test_one_ticket_per_problem_and_an_escalation_when_it_persists(demo):
     assert demo[1]["outbox"]["pending"] == 0 and demo[1]["outbox"]["dead"] == 0
 
 
-def test_alerts_carry_the_enrichment(demo):
+def test_alerts_carry_the_enrichment(demo, monkeypatch):
+    from cli.demo import demo_environment
     from watchkeeper.store import MonitoringStore
 
+    monkeypatch.setenv("WATCHKEEPER_KMS_DIR", demo_environment(demo[0])["WATCHKEEPER_KMS_DIR"])   # payloads are sealed
     rows = MonitoringStore(f"sqlite:///{demo[0] / 'monitoring.db'}").outbox().rows()
     drift = next(r["payload"] for r in rows if r["fingerprint"] == "diabetes_regressor:1:data_drift")
     assert drift["window"] == DRIFTED_DAYS[0] and drift["severity"] == "warning"
@@ -101,8 +103,8 @@ def test_every_window_partition_was_materialized(instance):
     for asset in ("production_window", "drift_report", "performance_metrics", "concept_drift", "model_health"):
         materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
         assert materialized == set(DAYS), asset
-    assert instance.get_dynamic_partitions("models") == ["breast_cancer_classifier", "diabetes_regressor",
-                                                         "wine_classifier"]
+    assert instance.get_dynamic_partitions("models") == ["breast_cancer_classifier", "churn_feast",
+                                                         "diabetes_regressor", "wine_classifier"]
 
 
 def test_late_labels_refreshed_earlier_windows(instance):
