@@ -63,7 +63,8 @@ def fleet(demo: Path, home: Path, names: list[str], kms: Path | None = None) -> 
         source = MonitoringStore(f"sqlite:///{demo / 'monitoring.db'}").latest_profiles()
         frames = {path.relative_to(demo): read_parquet(path) for stream in ("inference", "labels")
                   for path in (demo / stream).glob("*/*.parquet")}
-    demo_models = sorted(source)
+    demo_models = sorted(name for name, p in source.items()   # models whose rows come from files, not Feast
+                         if not p.reference.get("feature_service"))
     home.mkdir(parents=True, exist_ok=True)
     with keys(kms):
         store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")

@@ -39,7 +39,7 @@ def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: Monitor
                           alarms=[h["concept_alarms"] > 0 for h in history], metric_name=primary)
     flagged = [h["window"] for h in history if h["status"] not in ("ok", "no_data")]
     latest = history[-1] if history else None
-    links = model_links(alerting.dagster_url, alerting.mlflow_url, model, stored.version,
+    links = model_links(alerting.dagster_base(), alerting.mlflow_base() or "", model, stored.version,
                         latest and latest["window"], flagged[0] if flagged else None)
     return dg.MaterializeResult(metadata={
         "model_version": stored.version,

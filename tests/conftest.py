@@ -81,8 +81,14 @@ DEMO_TIMEOUT_SECONDS = float(os.environ.get("WATCHKEEPER_DEMO_TIMEOUT", "600"))
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> tuple[Path, dict]:
-    """(demo folder, JSON summary) of `watchkeeper demo --headless --format json`."""
+    """(demo folder, JSON summary) of `watchkeeper demo --headless --format json`. With
+    WATCHKEEPER_TEST_DEMO=DIR (a demo built by this code, its summary in DIR.json) a copy of it is
+    used instead of a new build: for iterating on one test, never in CI."""
     home = tmp_path_factory.mktemp("demo")
+    built = os.environ.get("WATCHKEEPER_TEST_DEMO")
+    if built:
+        shutil.copytree(built, home, dirs_exist_ok=True)
+        return home, json.loads(Path(f"{built}.json").read_text())
     done = subprocess.run([*WATCHKEEPER, "demo", "--headless", "--format", "json", "--dir", str(home)],
                           cwd=ROOT, capture_output=True, text=True, timeout=DEMO_TIMEOUT_SECONDS)
     assert done.returncode == 0, done.stderr[-3000:]
