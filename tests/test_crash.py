@@ -57,11 +57,11 @@ def evaluate(home, monkeypatch, crash_at: str | None) -> tuple[bool, list[str]]:
 
 
 def outcome(home) -> tuple[set, set]:
-    """(problems as (fingerprint, state, occurrence), outbox rows as (fingerprint, channel, occurrence))."""
+    """(problems as (fingerprint, state, occurrence), outbox rows as (fingerprint, channel, occurrence, event))."""
     engine = sa.create_engine(f"sqlite:///{home / 'monitoring.db'}")
     with engine.connect() as conn:
         problems = set(conn.execute(sa.text("SELECT fingerprint, state, occurrence FROM problems")).all())
-        rows = conn.execute(sa.text("SELECT fingerprint, channel, occurrence FROM outbox")).all()
+        rows = conn.execute(sa.text("SELECT fingerprint, channel, occurrence, event FROM outbox")).all()
     engine.dispose()
     assert len(rows) == len(set(rows)), "an alert was queued twice"
     return problems, set(rows)
@@ -84,7 +84,7 @@ def test_the_clean_day_opens_a_new_problem_and_keeps_the_old_ones_open_until_res
     problems, rows = clean
     states = {fingerprint: (state, occurrence) for fingerprint, state, occurrence in problems}
     assert states[f"{VICTIM}:1:data_drift"] == ("open", 1)
-    assert [r for r in rows if r[0].startswith(VICTIM)] == [(f"{VICTIM}:1:data_drift", "outbox", 1)]
+    assert [r for r in rows if r[0].startswith(VICTIM)] == [(f"{VICTIM}:1:data_drift", "outbox", 1, "raised")]
     assert states["diabetes_regressor:1:data_drift"] == ("open", 7)
     assert states["breast_cancer_classifier:1:performance"][0] == "open"
 

@@ -11,7 +11,8 @@ from dagster._core.definitions.run_request import InstigatorType
 from conftest import demo_copy, replayed_day
 
 pytestmark = pytest.mark.slow
-SENSORS = {"registry_sensor", "inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor"}
+SENSORS = {"registry_sensor", "inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor",
+           "feast_sensor", "ticket_sync_sensor"}
 DEMO_DAYS = [f"2026-11-{d:02d}" for d in range(1, 15)]
 NEW_DAY, NEW_MODEL = "2026-11-15", "wine_classifier"
 

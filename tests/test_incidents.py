@@ -167,7 +167,9 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
     from cli.main import main
     from definitions import defs
     from monitoring_assets.reference import reference_profile
-    from resources import AlertingResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
+    from resources import (
+        AlertingResource, FeastResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource,
+    )
     from sensors.registry import registry_sensor
     from sensors.ticket_sync import ticket_sync_sensor
     from watchkeeper.retraining.approval import approval_alert
@@ -232,6 +234,7 @@ def test_approving_the_change_request_promotes_the_challenger_and_the_registry_s
         instance.add_dynamic_partitions("models", [MODEL])
         result = dg.materialize([reference_profile], partition_key=MODEL, instance=instance,
                                 resources={"monitoring_config": MonitoringConfigResource(path=""),
+                                           "feature_store": FeastResource(),
                                            **{k: resources[k] for k in ("monitoring_store", "mlflow_registry")}})
         assert result.success
     assert log.store.latest_profiles()[MODEL].version == version

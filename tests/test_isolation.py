@@ -65,8 +65,10 @@ def hostile_day(demo, tmp_path_factory):
     log, rng = InferenceLog(home), np.random.default_rng(9)
     caught_up = inference_cursor(home)
     store = MonitoringStore(f"sqlite:///{home / 'monitoring.db'}")
-    frames = replayed_day(log, DAY) | {"fx_rates": frame(FX_FEATURES, rng, 800, shift=1.5),
-                                       "plugin_model": frame(["a", "b", "c"], rng, 800)}
+    with pytest.MonkeyPatch.context() as keys:   # the demo's files are sealed: read them with its keys
+        keys.setenv("WATCHKEEPER_KMS_DIR", demo_environment(home)["WATCHKEEPER_KMS_DIR"])
+        frames = replayed_day(log, DAY) | {"fx_rates": frame(FX_FEATURES, rng, 800, shift=1.5),
+                                           "plugin_model": frame(["a", "b", "c"], rng, 800)}
     for model, features in (("fx_rates", FX_FEATURES), ("plugin_model", ["a", "b", "c"])):
         store.put_profile(model, "1", "regression", *regression_reference(model, features, frame(features, rng, 2000)))
         (home / INFERENCE / model).mkdir()
