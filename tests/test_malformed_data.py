@@ -222,7 +222,7 @@ ANSWER_CASES = [
     ("jira", "serverInfo", {"deploymentType": "Server"}, "unexpected answer to serverInfo (no 'versionNumbers')", False),
     ("jira", "search", {"total": 0}, "unexpected answer to search (no issue list)", False),
     ("jira", "search", {"issues": [{"fields": {"description": 5}}]}, "an issue without a key", False),
-    ("servicenow", "incident", {"result": {"sys_id": "x"}}, "incident query (no list)", False),
+    ("servicenow", "incident", {"result": {"sys_id": "x"}}, "record query (no list)", False),
     ("servicenow", "incident", {"result": [{"number": "INC0000001"}]}, "an incident without sys_id or number", False),
     ("servicenow", "incident", {"result": [{"number": "INC1", "sys_id": "../../sys_user/admin"}]},
      "a sys_id that is not 32 hex digits", False),
