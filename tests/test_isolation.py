@@ -12,6 +12,7 @@ failed with their reasons.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,9 +163,12 @@ def test_the_broken_models_are_failed_with_their_reasons(hostile_day):
     assert "wine_classifier: window:" in check.description and "plugin_model: drift:" in check.description
 
 
-def test_the_failed_evaluations_are_problems_that_alert(hostile_day):
+def test_the_failed_evaluations_are_problems_that_alert(hostile_day, monkeypatch):
+    from cli.demo import demo_environment
     from watchkeeper.problems import ProblemLog
 
+    home = Path(str(hostile_day["store"].engine.url).removeprefix("sqlite:///")).parent
+    monkeypatch.setenv("WATCHKEEPER_KMS_DIR", demo_environment(home)["WATCHKEEPER_KMS_DIR"])   # payloads are sealed
     kinds = {(p.model, p.kind) for p in ProblemLog(hostile_day["store"]).problems()}
     assert {("wine_classifier", "evaluation"), ("plugin_model", "evaluation")} <= kinds
 
