@@ -19,7 +19,7 @@ from watchkeeper.performance import HIGHER_IS_BETTER
 from watchkeeper.privacy.retention import RetentionPolicy
 from watchkeeper.privacy.sensitive import MIN_COUNT, SensitiveColumns
 from watchkeeper.retraining.cycle import PolicyError, RetrainPolicy
-from watchkeeper.yaml_file import YamlFileError, load_yaml
+from watchkeeper.yaml_file import YamlFileError, load_yaml, shown
 
 BOUNDED_EFFECTS = ("jensen_shannon", "hellinger")   # distances in [0, 1]; PSI and Wasserstein are unbounded
 MAX_RELATIVE_TOLERANCE = 10.0                       # an error metric 11 times the reference is not "tolerated"
@@ -81,7 +81,7 @@ def load_config(path: str | Path | None) -> MonitoringConfig:
     models = {}
     for name, spec in models_raw.items():
         if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{path}: models: a model name must be a non-empty string, got {_shown(name)} "
+            raise ConfigError(f"{path}: models: a model name must be a non-empty string, got {shown(name)} "
                               "(quote it)")
         where = f"{path}: models.{name}"
         models[name] = _model(_merge(defaults_raw, _section(spec, where)), ModelConfig(), where)
@@ -100,7 +100,7 @@ def load_drift_config(path: str | Path) -> DriftConfig:
 def drift_config(raw: Any, where: str) -> DriftConfig:
     """A DriftConfig from a mapping, every value checked for its type and range (one line naming its path)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+        raise ConfigError(f"{where}: expected a mapping, got {shown(raw)}")
     defaults = DriftConfig()
     for key, value in raw.items():
         if value is not None and hasattr(defaults, str(key)):
@@ -219,7 +219,7 @@ def _typed(value: Any, like: Any, where: str, optional: bool = False) -> Any:
         kind = str if like is None else type(like)
         ok, expected = isinstance(value, kind), {str: "a string", dict: "a mapping"}.get(kind, kind.__name__)
     if not ok:
-        raise ConfigError(f"{where}: expected {expected}, got {_shown(value)}")
+        raise ConfigError(f"{where}: expected {expected}, got {shown(value)}")
     return value
 
 
@@ -228,7 +228,7 @@ def _section(raw: Any, where: str) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+        raise ConfigError(f"{where}: expected a mapping, got {shown(raw)}")
     return raw
 
 
@@ -242,11 +242,8 @@ def _merge(defaults: dict, override: dict) -> dict:
 
 def _only(raw: Any, allowed: set[str], where: str) -> None:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_shown(raw)}")
+        raise ConfigError(f"{where}: expected a mapping, got {shown(raw)}")
     unknown = sorted(map(str, set(raw) - allowed))
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
 
-
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watchkeeper.alerting.record import KINDS, SEVERITIES, AlertRecord, Channel
-from watchkeeper.yaml_file import YamlFileError, load_yaml
+from watchkeeper.yaml_file import checked_mapping, load_document, shown
 
 DURATION = re.compile(r"(?:\d+[smhdw])+")
 DURATION_PART = re.compile(r"(\d+)([smhdw])")
@@ -254,15 +254,7 @@ def _at_least(severity: str, minimum: str) -> bool:
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; any problem is a PolicyError naming the file and the bad path."""
-    path = Path(path)
-    try:
-        data = load_yaml(path)
-    except YamlFileError as e:
-        raise PolicyError(str(e)) from None
-    try:
-        return parse_policy(data)
-    except PolicyError as e:
-        raise PolicyError(f"{path}: {e}") from None
+    return load_document(path, parse_policy, PolicyError)
 
 
 def parse_policy(data: Any) -> Policy:
@@ -363,7 +355,7 @@ def _lifecycle(spec: Any) -> Lifecycle:
 
 def _count(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise PolicyError(f"{where}: expected a whole number >= 1, got {_shown(value)}")
+        raise PolicyError(f"{where}: expected a whole number >= 1, got {shown(value)}")
     return value
 
 
@@ -389,20 +381,12 @@ def _quiet_hours(spec: Any, where: str, channels: Mapping[str, ChannelSpec]) -> 
 
 
 def _mapping(value: Any, where: str, allowed: set[str] | None = None, required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(value, dict):
-        raise PolicyError(f"{where}: expected a mapping, got {_shown(value)}")
-    unknown = sorted(str(k) for k in value if allowed is not None and k not in allowed)
-    if unknown:
-        raise PolicyError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    missing = [k for k in required if k not in value]
-    if missing:
-        raise PolicyError(f"{where}: missing key {missing[0]!r}")
-    return value
+    return checked_mapping(value, where, PolicyError, allowed, required)
 
 
 def _list(value: Any, where: str) -> list:
     if not isinstance(value, list):
-        raise PolicyError(f"{where}: expected a list, got {_shown(value)}")
+        raise PolicyError(f"{where}: expected a list, got {shown(value)}")
     return value
 
 
@@ -411,7 +395,7 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else _list(value, where)
     bad = next((item for item in items if not isinstance(item, str) or not item), None)
     if bad is not None:
-        raise PolicyError(f"{where}: expected non-empty strings, got {_shown(bad)}")
+        raise PolicyError(f"{where}: expected non-empty strings, got {shown(bad)}")
     return tuple(items)
 
 
@@ -425,7 +409,7 @@ def _choices(value: Any, where: str, allowed: tuple[str, ...], what: str) -> tup
 
 def _severity(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise PolicyError(f"{where}: expected one severity, got {_shown(value)}")
+        raise PolicyError(f"{where}: expected one severity, got {shown(value)}")
     return _choices(value, where, SEVERITIES, "severity")[0]
 
 
@@ -456,6 +440,3 @@ def _clock(value: Any, where: str) -> time:
                           "(use 'HH:MM' in quotes: YAML reads 22:00 unquoted as a number)")
     return time(int(match[1]), int(match[2]))
 
-
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]

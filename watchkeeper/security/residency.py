@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from watchkeeper.security.audit import RESIDENCY_REFUSED, Actor
-from watchkeeper.yaml_file import YamlFileError, load_yaml
+from watchkeeper.yaml_file import checked_mapping, load_document
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -118,14 +118,7 @@ def shown_uri(destination: str | Path) -> str:
 
 def load_residency(path: str | Path) -> ResidencyPolicy:
     """Read and validate a policy file strictly; ResidencyError names the file and the bad path."""
-    try:
-        data = load_yaml(path)
-    except YamlFileError as error:
-        raise ResidencyError(str(error)) from None
-    try:
-        return parse_residency(data)
-    except ResidencyError as error:
-        raise ResidencyError(f"{path}: {error}") from None
+    return load_document(path, parse_residency, ResidencyError)
 
 
 def parse_residency(data: Any) -> ResidencyPolicy:
@@ -202,15 +195,7 @@ def audit_refusal(store: MonitoringStore, error: ResidencyError, actor: Actor | 
 
 
 def _mapping(value: Any, where: str, allowed: set[str] | None = None, required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(value, dict):
-        raise ResidencyError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}"[:200])
-    unknown = sorted(str(k) for k in value if allowed is not None and k not in allowed)
-    if unknown:
-        raise ResidencyError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    missing = [k for k in required if k not in value]
-    if missing:
-        raise ResidencyError(f"{where}: missing key {missing[0]!r}")
-    return value
+    return checked_mapping(value, where, ResidencyError, allowed, required)
 
 
 def _globs(value: Any, where: str) -> tuple[str, ...]:
