@@ -1,0 +1,148 @@
+"""deploy/helm/values.yaml carries the production profile's settings (deploy/production), and renders.
+
+The compose profile is the one run for real (tests/test_production_profile.py); the Helm values
+are its copy for the Dagster chart on Kubernetes. The first tests hold the copy to the original,
+setting by setting, so that a change to one file that forgets the other fails here. The last one
+renders the chart with `helm template` (which also checks the values against the chart's
+values.schema.json); it needs the `helm` binary and a copy of the Dagster chart, which is
+published only in Dagster's chart repository: it skips, saying which is missing, without them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+CHART_VARIABLE = "WATCHKEEPER_DAGSTER_CHART"   # a folder holding the Dagster chart (helm pull dagster/dagster --untar)
+
+
+def _load(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    return _load(DEPLOY / "helm" / "values.yaml")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return _load(DEPLOY / "production" / "compose.yaml")
+
+
+def _env(entries: list[dict]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in entries}
+
+
+def _worker_container(values: dict) -> dict:
+    worker = next(m for m in values["extraManifests"] if m["kind"] == "Deployment"
+                  and m["metadata"]["name"] == "watchkeeper-celery-worker")
+    return worker["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_instance_storage_is_an_external_postgresql_with_the_psycopg2_scheme(values):
+    postgresql = values["postgresql"]
+    assert postgresql["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
+    assert postgresql["postgresqlScheme"] == "postgresql+psycopg2"   # a bare postgresql:// means psycopg 3
+    instance = _load(DEPLOY / "production" / "dagster.yaml")
+    assert instance["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+
+
+def test_the_run_queue_has_the_compose_profiles_limits(values):
+    """The queued coordinator's limits are those of deploy/production/dagster.yaml, in the chart's spelling."""
+    runs = _load(DEPLOY / "production" / "dagster.yaml")["concurrency"]["runs"]
+    daemon = values["dagsterDaemon"]
+    assert daemon["enabled"] and daemon["runCoordinator"]["enabled"]
+    assert daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["maxConcurrentRuns"] == runs["max_concurrent_runs"]
+    assert queue["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    monitoring = _load(DEPLOY / "production" / "dagster.yaml")["run_monitoring"]
+    assert daemon["runMonitoring"] == {"enabled": monitoring["enabled"],
+                                       "startTimeoutSeconds": monitoring["start_timeout_seconds"]}
+
+
+def test_code_location_and_workers_run_what_compose_runs(values, compose):
+    """The user deployment serves the same module as compose's code server; the worker Deployment
+    starts workers with compose's command; both send steps to Celery the same way."""
+    services = compose["services"]
+    code = values["dagster-user-deployments"]["deployments"][0]
+    code_command = services["code"]["command"]
+    assert code["dagsterApiGrpcArgs"] == code_command[code_command.index("-m"):]
+    assert code["port"] == int(services["code"]["environment"]["DAGSTER_CODE_SERVER_PORT"])
+
+    worker = _worker_container(values)
+    assert worker["command"] == services["worker"]["command"]
+    assert worker["image"] == services["worker"]["image"] == code["image"]["repository"] + ":" + code["image"]["tag"]
+
+    compose_env = services["worker"]["environment"]
+    for env in (_env(code["env"]), _env(worker["env"])):
+        assert env["WATCHKEEPER_EXECUTOR"] == compose_env["WATCHKEEPER_EXECUTOR"] == "celery"
+        assert env["WATCHKEEPER_CELERY_BACKEND"] == compose_env["WATCHKEEPER_CELERY_BACKEND"]
+        assert env["WATCHKEEPER_DATA_DIR"] == compose_env["WATCHKEEPER_DATA_DIR"]
+        assert env["WATCHKEEPER_ALERT_POLICY"] == compose_env["WATCHKEEPER_ALERT_POLICY"]
+    assert int(_env(code["env"])["WATCHKEEPER_SHARDS"]) > 1
+
+
+def test_secrets_come_from_the_secret_never_from_the_values(values):
+    """Database URLs, the broker and the signing key are in the Secret `watchkeeper-env` for the code
+    location, every run and every worker; the values file names none of them."""
+    code = values["dagster-user-deployments"]["deployments"][0]
+    assert code["envSecrets"] == [{"name": "watchkeeper-env"}]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"] == [{"name": "watchkeeper-env"}]
+    assert _worker_container(values)["envFrom"] == [{"secretRef": {"name": "watchkeeper-env"}}]
+    secret_names = {"DAGSTER_POSTGRES_URL", "WATCHKEEPER_STORE_URL", "WATCHKEEPER_CELERY_BROKER",
+                    "WATCHKEEPER_SIGNING_KEY"}
+    named = {e["name"] for e in _worker_container(values)["env"]} | {e["name"] for e in code["env"]}
+    assert not named & secret_names
+
+
+def _chart() -> tuple[str, Path]:
+    helm = shutil.which("helm")
+    if not helm:
+        pytest.skip("no `helm` on PATH (docs/scale.md says where one can be had)")
+    chart = os.environ.get(CHART_VARIABLE)
+    if not chart or not (Path(chart) / "Chart.yaml").is_file():
+        pytest.skip(f"the Dagster chart is not here: set {CHART_VARIABLE} to a folder made by "
+                    "`helm pull dagster/dagster --untar` (the chart is published only in Dagster's chart repository)")
+    return helm, Path(chart)
+
+
+def _find(tree, key: str):
+    """The first value under `key` anywhere in a nested document (the chart nests the run queue's config)."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def test_the_chart_renders_with_the_values_into_the_compose_profiles_instance():
+    helm, chart = _chart()
+    done = subprocess.run([helm, "template", "watchkeeper", str(chart), "-f", str(DEPLOY / "helm" / "values.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    documents = [d for d in yaml.safe_load_all(done.stdout) if d]
+    instance = next(yaml.safe_load(d["data"]["dagster.yaml"]) for d in documents
+                    if d.get("kind") == "ConfigMap" and "dagster.yaml" in d.get("data", {}))
+    runs = _load(DEPLOY / "production" / "dagster.yaml")["concurrency"]["runs"]
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert _find(instance, "tag_concurrency_limits") == runs["tag_concurrency_limits"]
+    assert "postgres" in instance["storage"]
+    assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+    assert any(d.get("kind") == "Deployment" and d["metadata"]["name"] == "watchkeeper-celery-worker"
+               for d in documents)
