@@ -1,11 +1,12 @@
-"""deploy/helm/values.yaml carries the production profile's settings (deploy/production), and renders.
+"""deploy/helm carries the production profile's settings (deploy/production), and renders.
 
 The compose profile is the one run for real (tests/test_production_profile.py); the Helm values
-are its copy for the Dagster chart on Kubernetes. The first tests hold the copy to the original,
-setting by setting, so that a change to one file that forgets the other fails here. The last one
-renders the chart with `helm template` (which also checks the values against the chart's
-values.schema.json); it needs the `helm` binary and a copy of the Dagster chart, which is
-published only in Dagster's chart repository: it skips, saying which is missing, without them.
+and the worker Deployment beside them are its copy for the Dagster chart on Kubernetes. The first
+tests hold the copy to the original, setting by setting, so that a change to one file that
+forgets the other fails here. The last one renders the chart with `helm template` (which also
+checks the values against the chart's values.schema.json); it needs the `helm` binary and a copy
+of the Dagster chart, which is published only in Dagster's chart repository: without them it
+skips, saying which is missing.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def _env(entries: list[dict]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in entries}
 
 
-def _worker_container(values: dict) -> dict:
-    worker = next(m for m in values["extraManifests"] if m["kind"] == "Deployment"
-                  and m["metadata"]["name"] == "watchkeeper-celery-worker")
+def _worker_container() -> dict:
+    """The worker Deployment's container (deploy/helm/celery-workers.yaml: the chart has no place for it)."""
+    worker = _load(DEPLOY / "helm" / "celery-workers.yaml")
+    assert worker["kind"] == "Deployment"
     return worker["spec"]["template"]["spec"]["containers"][0]
 
 
@@ -52,6 +54,7 @@ def test_instance_storage_is_an_external_postgresql_with_the_psycopg2_scheme(val
     postgresql = values["postgresql"]
     assert postgresql["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
     assert postgresql["postgresqlScheme"] == "postgresql+psycopg2"   # a bare postgresql:// means psycopg 3
+    assert postgresql["postgresqlHost"] and postgresql["postgresqlDatabase"] and values["global"]["postgresqlSecretName"]
     instance = _load(DEPLOY / "production" / "dagster.yaml")
     assert instance["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
 
@@ -72,14 +75,15 @@ def test_the_run_queue_has_the_compose_profiles_limits(values):
 
 def test_code_location_and_workers_run_what_compose_runs(values, compose):
     """The user deployment serves the same module as compose's code server; the worker Deployment
-    starts workers with compose's command; both send steps to Celery the same way."""
+    (deploy/helm/celery-workers.yaml) starts workers with compose's command; both send steps to
+    Celery the same way."""
     services = compose["services"]
     code = values["dagster-user-deployments"]["deployments"][0]
     code_command = services["code"]["command"]
     assert code["dagsterApiGrpcArgs"] == code_command[code_command.index("-m"):]
     assert code["port"] == int(services["code"]["environment"]["DAGSTER_CODE_SERVER_PORT"])
 
-    worker = _worker_container(values)
+    worker = _worker_container()
     assert worker["command"] == services["worker"]["command"]
     assert worker["image"] == services["worker"]["image"] == code["image"]["repository"] + ":" + code["image"]["tag"]
 
@@ -99,10 +103,10 @@ def test_secrets_come_from_the_secret_never_from_the_values(values):
     assert code["envSecrets"] == [{"name": "watchkeeper-env"}]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"] == [{"name": "watchkeeper-env"}]
-    assert _worker_container(values)["envFrom"] == [{"secretRef": {"name": "watchkeeper-env"}}]
+    assert _worker_container()["envFrom"] == [{"secretRef": {"name": "watchkeeper-env"}}]
     secret_names = {"DAGSTER_POSTGRES_URL", "WATCHKEEPER_STORE_URL", "WATCHKEEPER_CELERY_BROKER",
                     "WATCHKEEPER_SIGNING_KEY"}
-    named = {e["name"] for e in _worker_container(values)["env"]} | {e["name"] for e in code["env"]}
+    named = {e["name"] for e in _worker_container()["env"]} | {e["name"] for e in code["env"]}
     assert not named & secret_names
 
 
@@ -144,5 +148,3 @@ def test_the_chart_renders_with_the_values_into_the_compose_profiles_instance():
     assert _find(instance, "tag_concurrency_limits") == runs["tag_concurrency_limits"]
     assert "postgres" in instance["storage"]
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
-    assert any(d.get("kind") == "Deployment" and d["metadata"]["name"] == "watchkeeper-celery-worker"
-               for d in documents)
