@@ -1,12 +1,13 @@
-"""deploy/helm carries the production profile's settings (deploy/production), and renders.
+"""deploy/: the compose file parses, and deploy/helm carries its settings and renders.
 
-The compose profile is the one run for real (tests/test_production_profile.py); the Helm values
-and the worker Deployment beside them are its copy for the Dagster chart on Kubernetes. The first
-tests hold the copy to the original, setting by setting, so that a change to one file that
-forgets the other fails here. The last one renders the chart with `helm template` (which also
-checks the values against the chart's values.schema.json); it needs the `helm` binary and a copy
-of the Dagster chart, which is published only in Dagster's chart repository: without them it
-skips, saying which is missing.
+tests/test_production_profile.py runs the production profile for real from deploy/production's
+instance and workspace files; compose.yaml runs the same processes on one host, and the Helm
+values with the worker Deployment beside them are its copy for the Dagster chart on Kubernetes.
+The first tests hold the copy to compose, setting by setting, so that a change to one file that
+forgets the other fails here. One asks docker-compose whether it accepts the file; one renders
+the chart with `helm template` (which also checks the values against the chart's
+values.schema.json): it needs the `helm` binary and a copy of the Dagster chart, which is
+published only in Dagster's chart repository, and without them it skips, saying which is missing.
 """
 
 from __future__ import annotations
@@ -148,3 +149,22 @@ def test_the_chart_renders_with_the_values_into_the_compose_profiles_instance():
     assert _find(instance, "tag_concurrency_limits") == runs["tag_concurrency_limits"]
     assert "postgres" in instance["storage"]
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+
+
+def _compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    pytest.skip("neither `docker-compose` (Debian package docker-compose) nor the `docker compose` plugin is here")
+
+
+def test_compose_accepts_the_file_and_demands_a_signing_key():
+    """`config` parses and interpolates the file as `up` would, without a Docker daemon."""
+    command = [*_compose_command(), "-f", str(DEPLOY / "production" / "compose.yaml"), "config", "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "WATCHKEEPER_SIGNING_KEY"}
+    accepted = subprocess.run(command, env={**env, "WATCHKEEPER_SIGNING_KEY": "k" * 32},
+                              capture_output=True, text=True, timeout=60)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "set a key of 32+ characters" in refused.stderr
