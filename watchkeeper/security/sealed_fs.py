@@ -17,8 +17,6 @@ Read-only: writing through it is refused (writers use sealed_files.write_parquet
 from __future__ import annotations
 
 import io
-import os
-from functools import lru_cache
 from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
@@ -62,21 +60,16 @@ class SealedFileSystem(LocalFileSystem):
     def _open(self, path, mode="rb", **kwargs):
         if mode != "rb":
             raise PermissionError(f"{PROTOCOL}:// is read-only ({path})")
-        return io.BytesIO(_plaintext(*_version(self._strip_protocol(path))))
+        return io.BytesIO(_plaintext(self._strip_protocol(path)))
 
     def info(self, path, **kwargs):
         found = super().info(path, **kwargs)
         if found["type"] == "file":   # readers size the file to find the Parquet footer: the plaintext's size
-            found["size"] = len(_plaintext(*_version(found["name"])))
+            found["size"] = len(_plaintext(found["name"]))
         return found
 
 
-def _version(path: str) -> tuple[str, int, int]:
-    stat = os.stat(path)
-    return path, stat.st_mtime_ns, stat.st_size
-
-
-@lru_cache(maxsize=4)
-def _plaintext(path: str, mtime_ns: int, size: int) -> bytes:
-    """A file's plaintext, kept for a few files: a read asks for the size, then opens (same version)."""
+def _plaintext(path: str) -> bytes:
+    """A file's plaintext, decrypted afresh each time (no cache: a plaintext kept in memory would
+    outlive the key that opened it); a feature view's file is decrypted in milliseconds."""
     return reveal(Path(path).read_bytes(), ROWS)
