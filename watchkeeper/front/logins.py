@@ -53,11 +53,11 @@ class LoginAudit:
             if not self._first_sight(token, principal.expires_at):
                 return
             try:
-                roles = self._last_roles()
-                subject = principal.subject
-                if subject in roles and roles[subject] != role:
+                roles, subject = self._last_roles(), principal.subject
+                previous = roles.get(subject)
+                if subject in roles and previous != role:
                     record_role_change(self.store, subject, [role] if role else [], actor=self.issuer,
-                                       previous=[roles[subject]] if roles[subject] else [])
+                                       previous=[previous] if previous else [])
                 record_login(self.store, subject, ok=True,
                              details={"issuer": self.issuer, "role": role, "remote": remote})
                 roles[subject] = role
