@@ -84,6 +84,37 @@ def test_each_malformed_event_is_a_dead_letter_with_its_own_reason_and_the_rest_
     assert checked.rows[("churn", LABELS)]["label"].tolist() == [0]
 
 
+def test_the_columnar_path_accepts_and_rejects_exactly_what_the_event_by_event_checks_do(checker):
+    """A batch that reads as one table is checked by column; each event it cannot pass is handed
+    to the event-by-event checks, so rows, order and reasons are the same either way."""
+    label = {"type": "label", "model": "churn"}
+    payloads = [event(f"ok-{i}", prediction=i % 2, features={"x": i / 3, "plan": "ab"[i % 2], "code": i % 3})
+                for i in range(50)]
+    payloads[5:5] = [event("m", features={"x": 1.0, "plan": "a"}), event("n", features={"x": None, "plan": "b", "code": 0}),
+                     event("e", features={"x": 1.0, "plan": "a", "code": 1, "salary": 3}),
+                     event("p", prediction=3), event("s", timestamp="yesterday"), event("", ),
+                     event("r", proba={"0": 0.3, "1": 1.7}), event("i", prediction_id="x" * 201),
+                     json.dumps({**label, "prediction_id": "ok-1", "label": 1}).encode(),
+                     json.dumps({**label, "prediction_id": "ok-2", "label": 5}).encode(),
+                     json.dumps({**label, "prediction_id": "ok-3"}).encode(),
+                     json.dumps({"type": "guess", "model": "churn", "prediction_id": "g"}).encode(),
+                     json.dumps({"type": "prediction", "model": "ghost", "prediction_id": "g"}).encode()]
+    payloads.append(json.dumps({**label, "prediction_id": "ok-4", "label": 0}).encode())
+    batch = messages(*payloads)
+    from watchkeeper.ingest.columnar import fast_rows
+
+    _, rest = fast_rows(checker.schemas, batch)
+    assert 0 < len(rest) <= 13          # the valid events went the columnar way
+    fast, slow = checker.check(batch), checker.check([*batch, Message("bad", b"{not json")])   # one bad line: all slow
+    assert sorted(fast.dead) == sorted(d for d in slow.dead if d[0] != "bad")
+    assert fast.rows.keys() == slow.rows.keys()
+    for key, frame in fast.rows.items():
+        pd.testing.assert_frame_equal(frame, slow.rows[key])
+    assert fast.rows[("churn", INFERENCE)]["prediction_id"].tolist()[:7] == ["ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "n",
+                                                                              "ok-5"]
+    assert fast.rows[("churn", LABELS)]["prediction_id"].tolist() == ["ok-1", "ok-4"]
+
+
 @pytest.fixture
 def writer(tmp_path) -> LogWriter:
     store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
