@@ -136,6 +136,26 @@ def test_a_redelivered_batch_is_stored_once_and_the_day_reads_as_one_window(writ
     assert writer.store.ingest_rows.dead_letters()[0]["payload"] == "junk"
 
 
+def test_a_label_that_arrives_before_its_prediction_is_fed_once_when_the_prediction_is_stored(writer, checker,
+                                                                                            tmp_path):
+    from watchkeeper.concept import ERRORS
+    from watchkeeper.ingest.live import LiveConcept
+
+    live = LiveConcept(writer.store, tmp_path, {"churn": reference()}, None)
+    label = {"type": "label", "model": "churn"}
+    early = messages(*(json.dumps({**label, "prediction_id": pid, "label": value}).encode()
+                       for pid, value in (("a", 0), ("b", 1))))
+    assert writer.commit(checker.check(early), DAY, live).stored[LABELS] == 2
+    assert writer.store.stream_day("churn", ERRORS, DAY) is None         # nothing to measure yet
+    writer.commit(checker.check(messages(event("a"), event("b"), event("c"))), DAY, live)
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 2  # both fed when their predictions came
+    writer.commit(checker.check(messages(event("a"), event("b"))), DAY, live)    # redelivered: fed no second time
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 2
+    late = messages(json.dumps({**label, "prediction_id": "c", "label": 1}).encode())
+    writer.commit(checker.check(late), DAY, live)
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 3
+
+
 def test_a_committed_part_left_unrenamed_by_a_crash_is_rolled_forward_and_never_written_twice(writer, checker, tmp_path):
     writer.commit(checker.check(messages(event("a"), event("b"))), DAY)
     folder = tmp_path / INFERENCE / "churn" / f"{DAY}.parquet"
