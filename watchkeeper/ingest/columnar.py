@@ -30,7 +30,7 @@ POSITION = "__position"     # a row's place in the batch: the two paths' rows ar
 ENVELOPE = pa.schema([("type", pa.string()), ("model", pa.string()), ("prediction_id", pa.string()),
                       ("timestamp", pa.string())])
 PARSE = pj.ParseOptions(explicit_schema=ENVELOPE, unexpected_field_behavior="infer")
-MAX_ID = 200
+ID_CHARS = 200        # the dedupe index's column width (the event-by-event checks use it too)
 NUMERIC = (pa.types.is_int64, pa.types.is_floating)
 
 
@@ -72,7 +72,7 @@ def fast_rows(schemas: Mapping[str, ModelSchema], messages: Sequence[Message]
 def _valid_ids(table: pa.Table) -> np.ndarray:
     ids = table["prediction_id"]
     length = pc.fill_null(pc.utf8_length(ids), 0)
-    return np.asarray(pc.and_(pc.greater(length, 0), pc.less_equal(length, MAX_ID)), dtype=bool)
+    return np.asarray(pc.and_(pc.greater(length, 0), pc.less_equal(length, ID_CHARS)), dtype=bool)
 
 
 def _predictions(schema: ModelSchema, table: pa.Table, mask: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:

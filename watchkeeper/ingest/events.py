@@ -29,13 +29,12 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.inference_log import INFERENCE, LABELS
-from watchkeeper.ingest.columnar import POSITION, fast_rows
+from watchkeeper.ingest.columnar import ID_CHARS, POSITION, fast_rows
 from watchkeeper.profile_schema import CATEGORICAL
 from watchkeeper.reference import ModelReference
 
 PREDICTION, LABEL = "prediction", "label"
 KIND_OF_TYPE = {PREDICTION: INFERENCE, LABEL: LABELS}
-ID_CHARS = 200        # the dedupe index's column width
 NUMBER = frozenset({int, float, type(None)})     # None: a missing value
 CODED = frozenset({int, type(None)})
 CATEGORY = frozenset({str, type(None)})
