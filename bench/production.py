@@ -136,24 +136,49 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
+def _wait_for_port(port: int, process: subprocess.Popen, logs: Path) -> None:
+    """Until the code server listens: it opens its port only once the definitions are imported, so
+    the webserver and the daemon started after it load the location at their first try (the
+    daemon would otherwise keep the unreachable location for up to a minute before retrying)."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the code server exited early; see {logs / 'code-server.log'}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the code server did not listen on port {port} in {READY_SECONDS} s; see {logs}")
+
+
 def _wait_until_loaded(port: int, processes: list[subprocess.Popen], logs: Path) -> None:
-    """Until the webserver answers and its code location is loaded (GraphQL workspaceOrError)."""
+    """Until the webserver answers and serves the code location's definitions (GraphQL workspaceOrError).
+
+    An entry's loadStatus is LOADED as soon as the webserver has tried the code server, even when
+    the server was not up yet: the entry then holds the error (`PythonError`, "Could not reach user
+    code server") and jobs submitted are refused as unknown. The webserver retries by itself once the
+    code server answers, so wait for a `RepositoryLocation`, not for the status.
+    """
     import requests
 
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    deadline = time.monotonic() + READY_SECONDS
+    query = ("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+             "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
+    deadline, last_error = time.monotonic() + READY_SECONDS, "no answer from the webserver"
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
             raise RuntimeError(f"a production process exited early; see the logs in {logs}")
         try:
             answer = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5).json()
             entries = answer["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            loaded = [e["locationOrLoadError"] or {} for e in entries]
+            if entries and all(e.get("__typename") == "RepositoryLocation" for e in loaded):
                 return
+            last_error = next((e.get("message", "").strip() for e in loaded if e.get("message")), "still loading")
         except (requests.RequestException, KeyError, TypeError, ValueError):
             pass
         time.sleep(1)
-    raise RuntimeError(f"the webserver did not load the code location in {READY_SECONDS} s; see {logs}")
+    raise RuntimeError(f"the webserver did not load the code location in {READY_SECONDS} s ({last_error[:300]}); "
+                       f"see {logs}")
 
 
 @contextmanager
@@ -188,14 +213,15 @@ def production_profile(workdir: Path, data_dir: Path, workers: int, broker: str,
     try:
         subprocess.run([str(BIN / "watchkeeper"), "db", "upgrade", "--store-url", store_url], env=env, check=True,
                        capture_output=True)
-        profile.processes.append(_start([str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
-                                         "-p", str(code_port), "-m", "definitions", "-d", str(ROOT)],
-                                        env, logs / "code-server.log"))
+        code_server = _start([str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
+                              "-p", str(code_port), "-m", "definitions", "-d", str(ROOT)], env, logs / "code-server.log")
+        profile.processes.append(code_server)
         for i in range(workers):
             profile.workers.append(_start(
                 [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
                  "-y", str(PRODUCTION / "celery.yaml"), "--name", f"watchkeeper-{tag}-{i}", "--",
                  "--concurrency", "1"], env, logs / f"worker-{i}.log"))
+        _wait_for_port(code_port, code_server, logs)
         profile.processes.append(_start([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
                                          "-w", str(workspace)], env, logs / "webserver.log"))
         profile.processes.append(_start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],

@@ -36,6 +36,7 @@ def add_privacy_parsers(commands: argparse._SubParsersAction) -> None:
 
 def erase_command(args: argparse.Namespace) -> int:
     from watchkeeper.privacy.erasure import ErasureError, erase_model, erase_subject
+    from watchkeeper.security.audit import record_erasure
 
     config, root, store = _open(args)
     try:
@@ -46,6 +47,7 @@ def erase_command(args: argparse.Namespace) -> int:
     except (ErasureError, ValueError) as error:
         from cli.main import CommandError
         raise CommandError(str(error)) from None
+    record_erasure(store, event)   # actor: $WATCHKEEPER_ACTOR, else the OS user at this host
     print(json.dumps(asdict(event), indent=2))
     return 0
 

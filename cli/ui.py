@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cli import arguments as arg
 from cli.endpoint_security import add_tls_arguments, server_tls
+from cli.exporter import database_url
 
 DEFAULT_PORT = 3443
 PROJECT = Path(__file__).resolve().parent.parent
@@ -31,18 +32,25 @@ def add_ui_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=arg.port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--workspace", type=arg.input_file, default=PROJECT / "workspace.yaml",
                         help="Dagster workspace file (default: the project's workspace.yaml)")
+    parser.add_argument("--store-url", type=database_url,
+                        help="monitoring store whose audit trail records the logins "
+                             "(default: $WATCHKEEPER_STORE_URL, else ./monitoring.db)")
     add_tls_arguments(parser)
 
 
 def ui_command(args: argparse.Namespace) -> int:
+    from cli.exporter import store_url
     from cli.main import CommandError
+    from watchkeeper.front.logins import LoginAudit
     from watchkeeper.security.tokens import SettingsError, TokenSettings, TokenVerifier
+    from watchkeeper.store import MonitoringStore
 
     try:
         verifier = TokenVerifier(TokenSettings.from_env())
     except SettingsError as error:
         raise CommandError(str(error)) from None
     tls = server_tls(args, args.host)
+    logins = LoginAudit(MonitoringStore(store_url(args.store_url)), verifier.settings.issuer)
     dagster_port = _free_loopback_port()
     # its own process group, so that stopping it also stops the code server and run processes it started
     dagster = subprocess.Popen([sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(dagster_port),
@@ -50,7 +58,7 @@ def ui_command(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it still runs `finally`
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        return _serve(verifier, f"http://127.0.0.1:{dagster_port}", args.host, args.port, tls)
+        return _serve(verifier, logins, f"http://127.0.0.1:{dagster_port}", args.host, args.port, tls)
     except (KeyboardInterrupt, SystemExit):
         return 0
     finally:
@@ -73,12 +81,12 @@ def _stop_group(process: subprocess.Popen) -> None:
             continue
 
 
-def _serve(verifier, upstream: str, host: str, port: int, tls) -> int:
+def _serve(verifier, logins, upstream: str, host: str, port: int, tls) -> int:
     import uvicorn
 
     from watchkeeper.front import Front
 
-    config = uvicorn.Config(Front(verifier, upstream), host=host, port=port, ws="websockets", proxy_headers=False,
+    config = uvicorn.Config(Front(verifier, upstream, logins), host=host, port=port, ws="websockets", proxy_headers=False,
                             server_header=False, log_level="warning")
     config.load()
     config.ssl = tls.context if tls else None   # the reloading context, instead of one uvicorn would fix at start

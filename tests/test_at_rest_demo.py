@@ -54,8 +54,6 @@ def _readable_rows(path: Path) -> int:
     return 0
 
 
-@pytest.mark.xfail(strict=True, reason="the demo's Feast offline store (feast/data/*.parquet) holds feature rows in "
-                                       "plain Parquet: Feast reads its own files (issue 10, closing note)")
 def test_no_file_under_the_demo_holds_rows_readable_without_the_key(demo):
     home = demo[0]
     files = [p for p in home.rglob("*") if p.is_file()]

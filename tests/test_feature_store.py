@@ -6,6 +6,7 @@ generated in tmp_path; MLflow is real (sqlite); the sensor runs against a real D
 
 from __future__ import annotations
 
+import struct
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -23,18 +25,21 @@ from definitions import defs
 from monitoring_assets.reference import reference_profile
 from resources import FeastResource, MlflowRegistryResource, MonitoringConfigResource, MonitoringStoreResource
 from sensors.feature_store import feast_sensor
+from test_encryption import kms  # noqa: F401  (fixture)
 from test_retraining import empty_mlflow_db, tracking_uri  # noqa: F401  (fixtures)
 from watchkeeper.alerting.policy import load_policy
 from watchkeeper.config import MonitoringConfig
 from watchkeeper.demo import feast_repo
 from watchkeeper.demo.feast_repo import KEY, SERVICE, VIEW
-from watchkeeper.feature_store import EVENT_TIMESTAMP, FEATURE_SERVICE_TAG, FeatureStoreError
+from watchkeeper.feature_store import EVENT_TIMESTAMP, FEATURE_SERVICE_TAG, FeastFeatures, FeatureStoreError
 from watchkeeper.inference_log import INFERENCE, InferenceLog
 from watchkeeper.monitor import WindowMonitor
 from watchkeeper.reference import build_reference
 from watchkeeper.registry import CHAMPION, MONITORED_TAG, TASK_TAG, Registry
 from watchkeeper.retraining.challenger import log_reference
 from watchkeeper.retraining.trainers import SklearnPipelineTrainer
+from watchkeeper.security.kms import KMS_DIR_ENV
+from watchkeeper.security.sealed_files import is_sealed_file
 from watchkeeper.store import MonitoringStore
 
 MODEL = "churn_feast"
@@ -72,6 +77,24 @@ def profile(registry: Registry, store: MonitoringStore):
                                 registry.load_model(champion), feature_service=champion.feature_service)
     store.put_profile(MODEL, champion.version, champion.task, *reference.to_stored())
     return reference
+
+
+def test_the_offline_store_is_sealed_at_rest_and_feast_reads_it_only_with_the_key(tmp_path, kms, monkeypatch):
+    features = feast_repo.write_repo(tmp_path / "feast", START, 3)
+    rows = feast_repo.feature_rows(START, 3)
+    source = tmp_path / "feast" / "data" / f"{VIEW}.parquet"
+    planted = rows.loc[7, "x0"]                      # customer 7 on the first day
+    assert is_sealed_file(source) and struct.pack("<d", planted) not in source.read_bytes()
+    with pytest.raises(Exception):
+        pq.ParquetFile(source)                       # not Parquet to anyone without the key
+    asked = pd.DataFrame({KEY: [7], EVENT_TIMESTAMP: [pd.Timestamp(START, tz="UTC") + timedelta(hours=5)]})
+    assert features.join(SERVICE, asked).loc[0, f"{VIEW}:x0"] == planted       # historical retrieval
+    feast_repo.materialize(tmp_path / "feast", START, START + timedelta(days=3))  # the online store's pull
+    online = features.store.get_online_features(features=[f"{VIEW}:x0"], entity_rows=[{KEY: 7}]).to_dict()
+    assert online["x0"] == [rows.loc[rows[KEY] == 7, "x0"].iloc[-1]]           # customer 7's newest day
+    monkeypatch.delenv(KMS_DIR_ENV)
+    with pytest.raises(FeatureStoreError, match="no key is configured"):
+        FeastFeatures(tmp_path / "feast").join(SERVICE, asked)
 
 
 def test_the_reference_is_the_point_in_time_training_set_of_the_feature_service(world, tracking_uri):

@@ -5,6 +5,7 @@ log reading a day written in parts, the Kafka adapter's shape, and the command's
 from __future__ import annotations
 
 import json
+import struct
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -12,12 +13,15 @@ import pandas as pd
 import pytest
 
 from cli.main import main
-from watchkeeper.inference_log import INFERENCE, LABELS, InferenceLog, files_digest
+from test_encryption import kms  # noqa: F401  (fixture)
+from watchkeeper.inference_log import INFERENCE, LABELS, InferenceInputError, InferenceLog, files_digest
 from watchkeeper.ingest.events import EventChecker, Message, ModelSchema
 from watchkeeper.ingest.sources.kafka_topic import KafkaSource, consumer_config, offsets_to_commit
 from watchkeeper.ingest.writer import LogWriter
 from watchkeeper.profile import fit_profile
 from watchkeeper.reference import ModelReference
+from watchkeeper.security.envelope import EncryptionError
+from watchkeeper.security.kms import KMS_DIR_ENV
 from watchkeeper.store import MonitoringStore
 
 DAY = "2026-12-03"
@@ -154,6 +158,27 @@ def test_a_label_that_arrives_before_its_prediction_is_fed_once_when_the_predict
     late = messages(json.dumps({**label, "prediction_id": "c", "label": 1}).encode())
     writer.commit(checker.check(late), DAY, live)
     assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 3
+
+
+def test_with_a_kms_parts_and_dead_letters_are_sealed_and_read_back_only_with_the_key(writer, checker, tmp_path,
+                                                                                       kms, monkeypatch):
+    secret, planted = "PLANTED-77e1-customer", 0.0123456789012345
+    writer.commit(checker.check(messages(event(secret, features={"x": planted, "plan": "a", "code": 1}),
+                                         event("b"), f'{{"leaked": "{secret}"'.encode())), DAY)
+    writer.commit(checker.check(messages(event("c"))), DAY)      # a second part of the same day
+    on_disk = [p for p in tmp_path.rglob("*") if p.is_file() and "kms" not in p.parts]
+    assert len(list((tmp_path / INFERENCE / "churn" / f"{DAY}.parquet").iterdir())) == 2
+    for needle in (secret.encode(), struct.pack("<d", planted), repr(planted).encode()):
+        assert [p.name for p in on_disk if needle in p.read_bytes()] == []      # parts and the store's file
+    log = InferenceLog(tmp_path)
+    day = log.read_predictions("churn", DAY)
+    assert sorted(day["prediction_id"]) == sorted([secret, "b", "c"]) and planted in set(day["x"])
+    assert secret in writer.store.ingest_rows.dead_letters()[0]["payload"]
+    monkeypatch.delenv(KMS_DIR_ENV)
+    with pytest.raises(InferenceInputError, match="no key is configured"):
+        log.read_predictions("churn", DAY)
+    with pytest.raises(EncryptionError, match="no key is configured"):
+        writer.store.ingest_rows.dead_letters()
 
 
 def test_a_committed_part_left_unrenamed_by_a_crash_is_rolled_forward_and_never_written_twice(writer, checker, tmp_path):

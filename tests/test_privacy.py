@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from datetime import date, datetime, timezone
@@ -182,8 +183,9 @@ def test_erase_command_works_on_a_folder_and_refuses_a_subject_without_its_colum
     _drop_folder(root, ["2026-03-20"])
     MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}").put_health("churn", "2026-03-20", "1", "ok", [])
     common = ["--store-url", f"sqlite:///{tmp_path / 'monitoring.db'}", "--data-dir", str(root)]
+    env = {**os.environ, "WATCHKEEPER_ACTOR": "dpo@acme.ae"}
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", *a], cwd=ROOT, capture_output=True,
-                                    text=True, timeout=120)
+                                    text=True, timeout=120, env=env)
     refused = run("erase", "--model", "churn", "--subject", "c1", *common)
     assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
         "watchkeeper erase: error: churn: no subject column is configured (privacy.subject_column in the "
@@ -191,6 +193,11 @@ def test_erase_command_works_on_a_folder_and_refuses_a_subject_without_its_colum
     done = run("erase", "--model", "churn", *common)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["tables"]["health"] == 1 and not (root / "inference" / "churn").exists()
+    verified = run("audit", "verify", "--store-url", common[1])      # the erasure is in the hash chain
+    assert verified.returncode == 0 and "intact: 1 entries" in verified.stdout, verified.stdout + verified.stderr
+    [entry] = MonitoringStore(common[1]).audit_entries("data.erased")
+    assert (entry.actor, entry.subject, entry.details["tables"]["health"], entry.details["files_deleted"]) == \
+        ("dpo@acme.ae", "churn", 1, 3)
 
 
 def test_retention_command_applies_the_configured_days(tmp_path, kms):

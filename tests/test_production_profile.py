@@ -45,8 +45,6 @@ def _step_pids(instance, runs: list[str]) -> list[int]:
             for r in instance.get_records_for_run(run, of_type=dg.DagsterEventType.STEP_START).records]
 
 
-@pytest.mark.xfail(strict=False, reason="after the merge with the demo's location loader the webserver answers "
-                                        "JobNotFound for evaluate_window (issue 11, closing note)")
 def test_a_sharded_window_runs_on_two_celery_workers_into_postgresql(tmp_path):
     require_service("PostgreSQL", 5432)
     require_service("Redis", 6379)

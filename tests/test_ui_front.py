@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 
 from conftest import ROOT, WATCHKEEPER, free_port
 from identity import Issuer, Pki
+from watchkeeper.store import MonitoringStore
 from test_prometheus import stop, wait_for
 
 DEFINITIONS = '''
@@ -40,8 +41,8 @@ WIPE = 'mutation { wipeAssets(assetPartitionRanges: [{assetKey: {path: ["tiny_as
 
 
 class Front:
-    def __init__(self, url: str, idp: Issuer, pki: Pki, process: subprocess.Popen, log: Path) -> None:
-        self.url, self.idp, self.pki, self.process, self.log = url, idp, pki, process, log
+    def __init__(self, url: str, idp: Issuer, pki: Pki, process: subprocess.Popen, log: Path, store_url: str) -> None:
+        self.url, self.idp, self.pki, self.process, self.log, self.store_url = url, idp, pki, process, log, store_url
         self.tokens: list[str] = []   # every token sent, to check none reached a log
 
     def token(self, *roles: str, **claims) -> str:
@@ -64,17 +65,19 @@ def front(tmp_path_factory):
                                            "      location_name: tiny\n")
     (folder / "home").mkdir()
     pki = Pki(folder / "pki")
-    port = free_port()
+    port, store_url = free_port(), f"sqlite:///{folder / 'monitoring.db'}"
+    MonitoringStore(store_url)   # a deployment's store, where the front audits logins
     with Issuer(pki) as idp:
         env = {**os.environ, **idp.env, "DAGSTER_HOME": str(folder / "home"), "PYTHONPATH": str(ROOT),
                "DAGSTER_DISABLE_TELEMETRY": "1"}
         log = folder / "front.log"   # a file, not a pipe: Dagster's children would hold a pipe open
         with log.open("w") as output:
             process = subprocess.Popen([*WATCHKEEPER, "ui", "--port", str(port), "--workspace",
-                                        str(folder / "workspace.yaml"), "--tls-cert", str(pki.cert),
+                                        str(folder / "workspace.yaml"), "--store-url", store_url,
+                                        "--tls-cert", str(pki.cert),
                                         "--tls-key", str(pki.key)], cwd=folder, env=env, stdout=output,
                                        stderr=subprocess.STDOUT)
-        served = Front(f"https://127.0.0.1:{port}", idp, pki, process, log)
+        served = Front(f"https://127.0.0.1:{port}", idp, pki, process, log, store_url)
         viewer = served.token("viewer")
 
         def loaded() -> bool:
@@ -161,6 +164,30 @@ def test_the_subscription_websocket_needs_a_token_and_the_role_of_each_operation
         with pytest.raises(websockets.ConnectionClosed) as closed:
             socket.recv(timeout=30)
     assert closed.value.rcvd.code == 4403
+
+
+def test_logins_refused_logins_and_role_changes_are_audited_once_per_token(front):
+    viewer = front.token("viewer", sub="bob@acme.ae")
+    forged = front.token("admin", sub="mallory", iss="https://evil.example")
+    for _ in range(3):   # the UI sends many requests with one token: one login
+        assert front.graphql(ASSETS, viewer).status_code == 200
+        assert front.graphql(ASSETS, forged).status_code == 401
+    assert front.graphql(ASSETS).status_code == 401             # no token: no login attempt, no entry
+    assert front.graphql(ASSETS, front.token("operator", sub="bob@acme.ae")).status_code == 200
+    store = MonitoringStore(front.store_url)
+    mine = [e for e in store.audit_entries() if e.subject in ("bob@acme.ae", "mallory")]
+    issuer = front.idp.url
+    assert [(e.action, e.actor, e.subject) for e in mine] == [
+        ("auth.login", "bob@acme.ae", "bob@acme.ae"), ("auth.login_failed", "mallory", "mallory"),
+        ("auth.role_changed", issuer, "bob@acme.ae"), ("auth.login", "bob@acme.ae", "bob@acme.ae")]
+    assert [mine[0].details["role"], mine[3].details["role"]] == ["viewer", "operator"]
+    assert (mine[2].details["previous"], mine[2].details["roles"]) == (["viewer"], ["operator"])
+    assert mine[1].details["subject_verified"] is False and "another issuer" in mine[1].details["reason"]
+    assert mine[0].details["remote"] == "127.0.0.1"
+    trail = json.dumps([e.__dict__ for e in store.audit_entries()], default=str)
+    assert not [t[:12] for t in front.tokens if t.split(".")[2] in trail]     # tokens never in the trail
+    count, broken, _ = store.verify_audit()
+    assert broken is None and count >= 4
 
 
 def test_plain_http_to_the_front_fails(front):

@@ -66,9 +66,7 @@ class FeastFeatures:
     def store(self) -> Any:
         if not (self.repo_path / "feature_store.yaml").is_file():
             raise FeatureStoreError(f"{self.repo_path}: no feature_store.yaml (not a Feast repository)")
-        from feast import FeatureStore
-
-        return FeatureStore(repo_path=str(self.repo_path))
+        return feast_store(self.repo_path)
 
     def refresh(self) -> None:
         """Read the registry afresh (another process may have applied or materialised since)."""
@@ -138,6 +136,17 @@ class FeastFeatures:
             start, end = (t.isoformat() for t in newest) if newest else (None, None)
             states[view.name] = ViewState(hashlib.sha256(spec).hexdigest()[:16], start, end)
         return states
+
+
+def feast_store(repo_path: str | Path) -> Any:
+    """A Feast FeatureStore on `repo_path`, able to read sources sealed at rest (`wksealed://` paths,
+    watchkeeper.security.sealed_fs)."""
+    from feast import FeatureStore
+
+    from watchkeeper.security.sealed_fs import register
+
+    register()
+    return FeatureStore(repo_path=str(Path(repo_path).resolve()))
 
 
 def needs_features(frame: pd.DataFrame, features: Iterable[str]) -> bool:

@@ -70,15 +70,20 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
 
     path = Path(path)
     try:
-        # A folder is a dataset of parts (what `watchkeeper ingest` appends, one part per batch);
-        # its hidden and _-prefixed files (parts being written) are not read.
-        source = pq.ParquetDataset(path) if path.is_dir() else pq.ParquetFile(parquet_input(path))
-        names = source.schema.names if path.is_dir() else source.schema_arrow.names
+        # A folder is a dataset of parts (what `watchkeeper ingest` appends, one part per batch, each
+        # sealed like any row file); its hidden and _-prefixed files (parts being written) are not read.
+        parts = [pq.ParquetFile(parquet_input(part)) for part in _parts(path)] if path.is_dir() \
+            else [pq.ParquetFile(parquet_input(path))]
+        names = list(dict.fromkeys(name for part in parts for name in part.schema_arrow.names))
         _check_names(path, names)
         absent = [c for c in columns or () if c not in names]
         if absent:
             raise DataFileError(f"{path}: no column {', '.join(map(repr, absent))} (columns: {', '.join(names)})")
-        table = source.read(columns=list(columns) if columns is not None else None)
+        table = pa.concat_tables([part.read(columns=None if columns is None else
+                                            [c for c in columns if c in part.schema_arrow.names])
+                                  for part in parts], promote_options="default")   # a column a part lacks: nulls
+        if columns is not None:
+            table = table.select(list(columns))
         nested = [f"{f.name!r} ({f.type})" for f in table.schema if pa.types.is_nested(f.type)]
         if nested:
             raise DataFileError(f"{path}: nested columns are not features: {', '.join(nested)}")
@@ -112,6 +117,14 @@ def _csv_header(path: Path) -> list[str]:
     if not header:
         raise DataFileError(f"{path}: empty file, expected a header row")
     return header
+
+
+def _parts(folder: Path) -> list[Path]:
+    """A folder's parts in name order (ingestion names them by time); a folder of none is an error."""
+    parts = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    if not parts:
+        raise DataFileError(f"{folder}: a folder without Parquet parts")
+    return parts
 
 
 def _check_names(path: Path, names: Iterable[Any]) -> None:

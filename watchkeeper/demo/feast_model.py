@@ -26,6 +26,7 @@ from watchkeeper.feature_store import EVENT_TIMESTAMP, FEATURE_SERVICE_TAG
 from watchkeeper.registry import MONITORED_TAG, TASK_TAG
 from watchkeeper.retraining.challenger import log_reference
 from watchkeeper.retraining.trainers import SklearnPipelineTrainer
+from watchkeeper.security.sealed_files import write_parquet
 
 NAME = "churn_feast"
 HISTORY_DAYS = 20          # feature history before the demo's first day: the reference period
@@ -80,6 +81,4 @@ class FeastDemo:
                                   "proba_0": proba[:, 0], "proba_1": proba[:, 1]})
         labels = pd.DataFrame({"prediction_id": ids, "label": rows["target"], "arrived_at": rows[EVENT_TIMESTAMP]})
         for stream, frame in (("inference", inference), ("labels", labels)):
-            path = self.home / stream / NAME / f"{day:%Y-%m-%d}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(path, index=False)
+            write_parquet(frame, self.home / stream / NAME / f"{day:%Y-%m-%d}.parquet")   # sealed, as served rows are

@@ -1,7 +1,8 @@
 """A Feast repository made on the spot for the demo and the tests: nothing is downloaded.
 
-Local provider, file offline store (one Parquet file per feature view), SQLite online store
-and SQL registry on SQLite. The definitions are applied from Python, so the repository folder
+Local provider, file offline store (one Parquet file per feature view, sealed at rest when a
+KMS is configured and named by a `wksealed://` URI, which Feast reads through
+watchkeeper.security.sealed_fs), SQLite online store and SQL registry on SQLite. The definitions are applied from Python, so the repository folder
 holds no .py file for `feast apply` to execute. One entity (`customer`), one feature view of
 daily customer statistics (`customer_stats`: four numeric features) and one feature service
 (`churn_features`). From `shift_from` on, `x0` of every customer moves by `shift` standard
@@ -19,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from watchkeeper.feature_store import EVENT_TIMESTAMP, FeastFeatures
+from watchkeeper.feature_store import EVENT_TIMESTAMP, FeastFeatures, feast_store
+from watchkeeper.security.sealed_files import write_parquet
+from watchkeeper.security.sealed_fs import sealed_uri
 
 KEY, VIEW, SERVICE = "customer_id", "customer_stats", "churn_features"
 FEATURES = ("x0", "x1", "x2", "x3")
@@ -63,30 +66,28 @@ def write_repo(root: Path, start: date, days: int, seed: int = 0, shift_from: da
     root = Path(root).resolve()
     (root / "data").mkdir(parents=True, exist_ok=True)
     (root / "feature_store.yaml").write_text(YAML.format(root=root), encoding="utf-8")
-    feature_rows(start, days, seed, shift_from).to_parquet(root / "data" / f"{VIEW}.parquet", index=False)
+    write_parquet(feature_rows(start, days, seed, shift_from), root / "data" / f"{VIEW}.parquet")
     apply(root)
     return FeastFeatures(root)
 
 
 def apply(root: Path, ttl_days: int = TTL_DAYS, description: str = "daily customer statistics") -> None:
     """What `feast apply` does with the repository's definitions; a changed argument changes the view."""
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64
 
     root = Path(root).resolve()
     customer = Entity(name="customer", join_keys=[KEY], value_type=ValueType.INT64)
-    source = FileSource(path=str(root / "data" / f"{VIEW}.parquet"), timestamp_field=EVENT_TIMESTAMP,
+    source = FileSource(path=sealed_uri(root / "data" / f"{VIEW}.parquet"), timestamp_field=EVENT_TIMESTAMP,
                         created_timestamp_column="created")
     view = FeatureView(name=VIEW, entities=[customer], ttl=timedelta(days=ttl_days), source=source,
                        schema=[Field(name=name, dtype=Float64) for name in FEATURES], description=description)
-    FeatureStore(repo_path=str(root)).apply([customer, view, FeatureService(name=SERVICE, features=[view])])
+    feast_store(root).apply([customer, view, FeatureService(name=SERVICE, features=[view])])
 
 
 def materialize(root: Path, start: date, end: date) -> None:
     """Load the views' values of [start, end) into the online store (`feast materialize`)."""
-    from feast import FeatureStore
-
-    FeatureStore(repo_path=str(Path(root).resolve())).materialize(_midnight(start), _midnight(end))
+    feast_store(root).materialize(_midnight(start), _midnight(end))
 
 
 def entity_rows(start: date, days: int, n: int, seed: int, features: pd.DataFrame | None = None) -> pd.DataFrame:

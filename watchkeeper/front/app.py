@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from watchkeeper.front.logins import AuditUnavailable, LoginAudit
 from watchkeeper.security.bearer import bearer_token
 from watchkeeper.security.graphql_access import GraphQLRequestError, required_role
 from watchkeeper.security.roles import Role
@@ -47,10 +48,11 @@ class Refused(Exception):
 
 
 class Front:
-    """The ASGI app. `upstream` is the Dagster webserver's base URL (http://127.0.0.1:PORT)."""
+    """The ASGI app. `upstream` is the Dagster webserver's base URL (http://127.0.0.1:PORT);
+    `logins` puts each login, refused login and role change in the audit trail."""
 
-    def __init__(self, verifier: TokenVerifier, upstream: str) -> None:
-        self.verifier = verifier
+    def __init__(self, verifier: TokenVerifier, upstream: str, logins: LoginAudit) -> None:
+        self.verifier, self.logins = verifier, logins
         self.upstream = upstream.rstrip("/")
         self.client = httpx.AsyncClient(base_url=self.upstream, timeout=httpx.Timeout(60.0, connect=5.0))
 
@@ -66,7 +68,8 @@ class Front:
 
     async def _http(self, request: Request, send: Send) -> None:
         try:
-            principal = await self._authenticate(request.headers.get("authorization"), request.cookies)
+            principal = await self._authenticate(request.headers.get("authorization"), request.cookies,
+                                                 _remote(request.client))
             if request.url.path == "/auth/session":
                 response = self._session(request, principal)
             else:
@@ -77,12 +80,25 @@ class Front:
             response = _refusal(refusal)
         await response(request.scope, request.receive, send)
 
-    async def _authenticate(self, authorization: str | None, cookies: dict[str, str]) -> Principal:
+    async def _authenticate(self, authorization: str | None, cookies: dict[str, str], remote: str | None) -> Principal:
         token = bearer_token(authorization) or cookies.get(SESSION_COOKIE, "")
         try:
-            return await anyio.to_thread.run_sync(self.verifier.verify, token)
+            return await anyio.to_thread.run_sync(self._verified, token, remote)
         except AuthenticationError as error:
             raise Refused(401, str(error)) from None
+        except AuditUnavailable as error:
+            raise Refused(503, str(error)) from None
+
+    def _verified(self, token: str, remote: str | None) -> Principal:
+        """The token's principal, its login (or refusal) audited; a request without a token is no login."""
+        try:
+            principal = self.verifier.verify(token)
+        except AuthenticationError as error:
+            if token:
+                self.logins.refused(token, str(error), remote)
+            raise
+        self.logins.accepted(token, principal, remote)
+        return principal
 
     def _session(self, request: Request, principal: Principal) -> Response:
         """POST /auth/session with a bearer token: the token as an HttpOnly cookie (for browsers);
@@ -119,7 +135,8 @@ class Front:
         import websockets
 
         try:
-            principal = await self._authenticate(client.headers.get("authorization"), client.cookies)
+            principal = await self._authenticate(client.headers.get("authorization"), client.cookies,
+                                                 _remote(client.client))
             _authorise(principal, Role.VIEWER)
         except Refused as refusal:
             await _deny(client, refusal)
@@ -188,6 +205,10 @@ def _http_role(request: Request, body: bytes | None) -> Role:
         except GraphQLRequestError as error:
             raise Refused(400, str(error)) from None
     return Role.ADMIN
+
+
+def _remote(client) -> str | None:
+    return client.host if client else None
 
 
 def _authorise(principal: Principal, needed: Role) -> None:

@@ -15,6 +15,10 @@ one commit:
    part or nothing);
 4. only then the caller acknowledges the messages to the broker.
 
+Parts are sealed at rest like every row file (watchkeeper.security.sealed_files: one AES-GCM
+envelope per part when a KMS is configured), and dead letters' payloads are sealed in the store
+(watchkeeper.store.ingest_rows): a malformed event still holds a customer's data.
+
 A crash before 2 leaves hidden garbage and unclaimed ids: the broker redelivers, the batch is
 written again. A crash between 2 and 3 leaves committed temporary files: `recover` (run when a
 consumer starts) renames each one whose part was committed, so nothing committed is lost, and
@@ -24,6 +28,7 @@ only costs a redelivery, which the index absorbs. Hence: every event in the log 
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import uuid
@@ -39,6 +44,8 @@ import sqlalchemy as sa
 
 from watchkeeper.inference_log import INFERENCE, LABELS, SUFFIX
 from watchkeeper.ingest.events import Checked
+from watchkeeper.security.envelope import protect
+from watchkeeper.security.sealed_files import ROWS
 from watchkeeper.store import MonitoringStore
 
 TMP_PREFIX = ".part-"
@@ -139,9 +146,11 @@ class IngestWriteError(RuntimeError):
 
 
 def _write_synced(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    """One part, sealed when a KMS is configured, on disk (fsynced) before the commit names it."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     with open(path, "wb") as out:
-        pq.write_table(table, out)
+        out.write(protect(buffer.getvalue(), ROWS))
         out.flush()
         os.fsync(out.fileno())
 

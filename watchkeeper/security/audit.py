@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from watchkeeper.privacy.erasure import ErasureEvent
     from watchkeeper.store import MonitoringStore
 
 GENESIS = "0" * 64          # the "previous hash" of the first entry
@@ -59,6 +60,7 @@ RESIDENCY_REFUSED = "residency.refused"
 LOGIN = "auth.login"
 LOGIN_FAILED = "auth.login_failed"
 ROLE_CHANGED = "auth.role_changed"
+ERASED = "data.erased"                          # `watchkeeper erase`: what went, never the subject itself
 
 
 @dataclass(frozen=True)
@@ -200,3 +202,14 @@ def record_role_change(store: MonitoringStore, subject: str, roles: Iterable[str
     """Audit `actor` giving `subject` the roles `roles` (replacing `previous`)."""
     return store.audit(ROLE_CHANGED, subject, actor=actor,
                        details={"roles": sorted(roles), "previous": sorted(previous)}, tx=tx)
+
+
+# ------------------------------------------------------------ for erasure (watchkeeper.privacy.erasure)
+
+def record_erasure(store: MonitoringStore, event: ErasureEvent, actor: Actor | None = None) -> AuditEntry:
+    """Audit an erasure: the model, the subject's
+    digest (never the subject), and how many files and rows of which tables went."""
+    actor = actor or Actor()
+    details = {"subject_digest": event.subject_digest, "files_deleted": event.files_deleted,
+               "rows_deleted": event.rows_deleted, "tables": dict(event.tables)}
+    return store.audit(ERASED, event.model, actor=actor.name, run_id=actor.run_id, details=details)

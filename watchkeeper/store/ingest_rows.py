@@ -9,16 +9,19 @@ same id see it returned to exactly one of them (the other waits for its commit, 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from watchkeeper.security.envelope import protect_text, reveal_text
 from watchkeeper.store.outbox import INSERT
 from watchkeeper.store.schema import dead_letters, ingest_parts, ingested
 
 CHUNK = 5_000          # ids per INSERT: 3 parameters each, under SQLite's 32,766 variables
 PAYLOAD_CHARS = 65_536  # a dead letter keeps at most this much of the event
+PAYLOAD = "store dead_letters.payload"   # the purpose a payload is sealed for (a malformed event is still data)
 
 
 class IngestRows:
@@ -26,11 +29,16 @@ class IngestRows:
         self.engine = engine
 
     def claim(self, conn: sa.Connection, model: str, kind: str, ids: Sequence[str]) -> set[str]:
-        """Record `ids` as stored; returns those that were not stored before (the ones to write)."""
+        """Record `ids` as stored; returns those that were not stored before (the ones to write).
+
+        The index keeps each id's SHA-256, not the id: a prediction id names a served prediction,
+        and the store must hold no row identifiers in clear (docs/security.md)."""
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        by_digest = {id_digest(i): i for i in ids}
+        digests = list(by_digest)
         new: set[str] = set()
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start:start + CHUNK]
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start:start + CHUNK]
             values = ",".join([f"({mark},{mark},{mark})"] * len(chunk))
             params = tuple(v for i in chunk for v in (model, kind, i))
             sql = (f"INSERT INTO {ingested.name} (model, kind, prediction_id) VALUES {values} "  # our table name and placeholders only  # nosec B608
@@ -38,7 +46,7 @@ class IngestRows:
             cursor = conn.connection.dbapi_connection.cursor()   # rows fetched in C: no per-row wrapper
             try:
                 cursor.execute(sql, params)
-                new.update(row[0] for row in cursor.fetchall())
+                new.update(by_digest[row[0]] for row in cursor.fetchall())
             finally:
                 cursor.close()
         return new
@@ -49,11 +57,13 @@ class IngestRows:
         of_kind = (ingested.c.model == model) & (ingested.c.kind == kind)
         if conn.execute(sa.select(sa.literal(1)).where(of_kind).limit(1)).first() is None:
             return []
+        by_digest = {id_digest(i): i for i in ids}     # the index keeps digests (see `claim`)
+        digests = list(by_digest)
         found: list[str] = []
-        for start in range(0, len(ids), CHUNK):
-            chunk = list(ids[start:start + CHUNK])
-            found += conn.execute(sa.select(ingested.c.prediction_id).where(of_kind, ingested.c.prediction_id.in_(chunk))
-                                  ).scalars()
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start:start + CHUNK]
+            query = sa.select(ingested.c.prediction_id).where(of_kind, ingested.c.prediction_id.in_(chunk))
+            found += [by_digest[d] for d in conn.execute(query).scalars()]
         return found
 
     def stored(self, model: str, kind: str) -> int:
@@ -80,21 +90,29 @@ class IngestRows:
             return set(conn.execute(sa.select(ingest_parts.c.path).where(ingest_parts.c.path.in_(paths))).scalars())
 
     def dead_letter(self, conn: sa.Connection, source: str, letters: Sequence[tuple[str, str, str]]) -> None:
-        """Keep malformed events as (message_id, reason, payload); a redelivered one is kept once."""
+        """Keep malformed events as (message_id, reason, payload); a redelivered one is kept once. The
+        payload is sealed when a KMS is configured; the reason (ours, about the event) stays readable."""
         if not letters:
             return
         insert = INSERT[conn.dialect.name]
-        rows = [{"source": source, "message_id": m, "reason": r, "payload": p[:PAYLOAD_CHARS], "received_at": _now()}
+        rows = [{"source": source, "message_id": m, "reason": r, "payload": protect_text(p[:PAYLOAD_CHARS], PAYLOAD),
+                 "received_at": _now()}
                 for m, r, p in letters]
         conn.execute(insert(dead_letters).on_conflict_do_nothing(index_elements=["source", "message_id"]), rows)
 
     def dead_letters(self, source: str | None = None) -> list[dict]:
-        """Dead letters, oldest first: {source, message_id, reason, payload, received_at}."""
+        """Dead letters, oldest first: {source, message_id, reason, payload, received_at}, payloads
+        decrypted (EncryptionError, one line, without the key)."""
         query = sa.select(dead_letters).order_by(dead_letters.c.id)
         if source is not None:
             query = query.where(dead_letters.c.source == source)
         with self.engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            rows = [dict(row) for row in conn.execute(query).mappings()]
+        return [{**row, "payload": reveal_text(row["payload"], PAYLOAD)} for row in rows]
+
+
+def id_digest(prediction_id: str) -> str:
+    return hashlib.sha256(str(prediction_id).encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:
