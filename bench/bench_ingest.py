@@ -5,7 +5,9 @@
 1. Publishes N prediction events of one binary model (five features) to a fresh stream.
 2. The bare consumer: the same client adapter (watchkeeper.ingest.sources) in a group of its own,
    fetching batches of the same size and only acknowledging them: what the client and broker
-   alone allow on this machine now (`bare_events_per_s`).
+   alone allow on this machine now. It reads half the events before the ingest and half after
+   (a second group), so that a load that changes during the run weighs on both loops alike;
+   `bare_events_per_s` is over both halves.
 3. `watchkeeper ingest` in its own group over the same stream, SIGKILLed when a third and two
    thirds of the events are stored, restarted each time, the last run stopping after 2 s idle.
    `events_per_s` is the events stored over the time the consumers were consuming (from each
@@ -82,7 +84,7 @@ def bare_rate(source_url: str, n: int) -> float:
             seen += len(messages)
     finally:
         source.close()
-    return n / (time.monotonic() - started)
+    return seen / (time.monotonic() - started)
 
 
 def stored_count(engine) -> int:
@@ -138,19 +140,22 @@ def bench(broker: str, n: int) -> dict:
             started = time.monotonic()
             out.publish(events(n))
             published_s = time.monotonic() - started
-            bare = bare_rate(_group(out.source, "bare"), n)
+            before = bare_rate(_group(out.source, "bare"), n // 2)
             consuming, runs = 0.0, 0
             for fraction in KILL_AT:
                 seconds, _ = run_consumer(_group(out.source, "ingest"), folder, url, int(n * fraction))
                 consuming, runs = consuming + seconds, runs + 1
             seconds, summary = run_consumer(_group(out.source, "ingest"), folder, url, None)
             consuming += seconds
+            after = bare_rate(_group(out.source, "bare-after"), n - n // 2)
+            bare = n / ((n // 2) / before + (n - n // 2) / after)
             rows, unique = read_back(folder)
     finally:
         _drop(out)
     return {"broker": broker, "events": n, "stored": unique, "duplicates": rows - unique, "lost": n - unique,
             "events_per_s": round(n / consuming, 1), "bare_events_per_s": round(bare, 1),
-            "ratio_to_bare": round(n / consuming / bare, 3), "kills": runs, "publish_events_per_s": round(n / published_s, 1),
+            "ratio_to_bare": round(n / consuming / bare, 3),
+            "bare_before_events_per_s": round(before, 1), "bare_after_events_per_s": round(after, 1), "kills": runs, "publish_events_per_s": round(n / published_s, 1),
             "redelivered_duplicates_absorbed": summary["duplicates"] if summary else None,
             "load_average_1m": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
 

@@ -88,6 +88,37 @@ def test_each_malformed_event_is_a_dead_letter_with_its_own_reason_and_the_rest_
     assert checked.rows[("churn", LABELS)]["label"].tolist() == [0]
 
 
+def test_the_columnar_path_accepts_and_rejects_exactly_what_the_event_by_event_checks_do(checker):
+    """A batch that reads as one table is checked by column; each event it cannot pass is handed
+    to the event-by-event checks, so rows, order and reasons are the same either way."""
+    label = {"type": "label", "model": "churn"}
+    payloads = [event(f"ok-{i}", prediction=i % 2, features={"x": i / 3, "plan": "ab"[i % 2], "code": i % 3})
+                for i in range(50)]
+    payloads[5:5] = [event("m", features={"x": 1.0, "plan": "a"}), event("n", features={"x": None, "plan": "b", "code": 0}),
+                     event("e", features={"x": 1.0, "plan": "a", "code": 1, "salary": 3}),
+                     event("p", prediction=3), event("s", timestamp="yesterday"), event("", ),
+                     event("r", proba={"0": 0.3, "1": 1.7}), event("i", prediction_id="x" * 201),
+                     json.dumps({**label, "prediction_id": "ok-1", "label": 1}).encode(),
+                     json.dumps({**label, "prediction_id": "ok-2", "label": 5}).encode(),
+                     json.dumps({**label, "prediction_id": "ok-3"}).encode(),
+                     json.dumps({"type": "guess", "model": "churn", "prediction_id": "g"}).encode(),
+                     json.dumps({"type": "prediction", "model": "ghost", "prediction_id": "g"}).encode()]
+    payloads.append(json.dumps({**label, "prediction_id": "ok-4", "label": 0}).encode())
+    batch = messages(*payloads)
+    from watchkeeper.ingest.columnar import fast_rows
+
+    _, rest = fast_rows(checker.schemas, batch)
+    assert 0 < len(rest) <= 13          # the valid events went the columnar way
+    fast, slow = checker.check(batch), checker.check([*batch, Message("bad", b"{not json")])   # one bad line: all slow
+    assert sorted(fast.dead) == sorted(d for d in slow.dead if d[0] != "bad")
+    assert fast.rows.keys() == slow.rows.keys()
+    for key, frame in fast.rows.items():
+        pd.testing.assert_frame_equal(frame, slow.rows[key])
+    assert fast.rows[("churn", INFERENCE)]["prediction_id"].tolist()[:7] == ["ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "n",
+                                                                              "ok-5"]
+    assert fast.rows[("churn", LABELS)]["prediction_id"].tolist() == ["ok-1", "ok-4"]
+
+
 @pytest.fixture
 def writer(tmp_path) -> LogWriter:
     store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
@@ -107,6 +138,26 @@ def test_a_redelivered_batch_is_stored_once_and_the_day_reads_as_one_window(writ
     assert [f.day for f in listing.files] == [DAY] and not listing.skipped
     assert files_digest(listing.files) != before       # a new part is a changed day: the sensor evaluates it again
     assert writer.store.ingest_rows.dead_letters()[0]["payload"] == "junk"
+
+
+def test_a_label_that_arrives_before_its_prediction_is_fed_once_when_the_prediction_is_stored(writer, checker,
+                                                                                            tmp_path):
+    from watchkeeper.concept import ERRORS
+    from watchkeeper.ingest.live import LiveConcept
+
+    live = LiveConcept(writer.store, tmp_path, {"churn": reference()}, None)
+    label = {"type": "label", "model": "churn"}
+    early = messages(*(json.dumps({**label, "prediction_id": pid, "label": value}).encode()
+                       for pid, value in (("a", 0), ("b", 1))))
+    assert writer.commit(checker.check(early), DAY, live).stored[LABELS] == 2
+    assert writer.store.stream_day("churn", ERRORS, DAY) is None         # nothing to measure yet
+    writer.commit(checker.check(messages(event("a"), event("b"), event("c"))), DAY, live)
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 2  # both fed when their predictions came
+    writer.commit(checker.check(messages(event("a"), event("b"))), DAY, live)    # redelivered: fed no second time
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 2
+    late = messages(json.dumps({**label, "prediction_id": "c", "label": 1}).encode())
+    writer.commit(checker.check(late), DAY, live)
+    assert writer.store.stream_day("churn", ERRORS, DAY).n_values == 3
 
 
 def test_with_a_kms_parts_and_dead_letters_are_sealed_and_read_back_only_with_the_key(writer, checker, tmp_path,

@@ -4,7 +4,8 @@ One batch is one pass: a fetch of up to `batch` messages, one columnar check
 (watchkeeper.ingest.events), one commit (watchkeeper.ingest.writer: parts, dedupe index, dead
 letters, live detector state and alerts in one transaction), one acknowledgement of every
 message of the batch (stored, duplicate or dead-lettered alike: each has been dealt with for
-good). A stop request (SIGTERM, SIGINT) lets the batch in hand finish; a SIGKILL at any point
+good). The next batch is fetched while one is stored (see `run`). A stop request (SIGTERM,
+SIGINT) lets the batch in hand finish; a SIGKILL at any point
 loses nothing, since nothing is acknowledged before it is stored.
 
 References are read from the monitoring store when the consumer starts and again every
@@ -16,6 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,36 +69,50 @@ class Consumer:
         self.live = LiveConcept(store, root, {}, policy)
 
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
-        """Consume until `stop()` is true, or no message came for `idle_exit` seconds."""
+        """Consume until `stop()` is true, or no message came for `idle_exit` seconds.
+
+        The broker is read one batch ahead: while a batch is checked and committed here, one
+        thread of its own (the only one that touches the client: nats-py's event loop is not
+        thread-safe) fetches the next, then acknowledges the batch once its commit is done. The
+        commit's fsyncs and the fetch's socket waits release the GIL, so the two overlap; a
+        batch read ahead and not stored is simply not acknowledged (redelivered, as after a kill)."""
         self.stats.recovered_parts = self.writer.recover()
         self._refresh()
         self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
                  f"{self.stats.recovered_parts} committed parts rolled forward)")
         started = last_message = last_progress = time.monotonic()
-        while not stop():
-            now = time.monotonic()
-            if now - self._refreshed >= REFRESH_SECONDS:
-                self._refresh()
-            messages = self.source.fetch(self.batch, self.wait)
-            if not messages:
-                if idle_exit is not None and time.monotonic() - last_message >= idle_exit:
-                    break
-                continue
-            last_message = time.monotonic()
-            self._one_batch(messages)
-            if last_message - last_progress >= PROGRESS_SECONDS:
-                last_progress = last_message
-                self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
-                         f"{self.stats.predictions} predictions, {self.stats.labels} labels, "
-                         f"{self.stats.duplicates} duplicates, {self.stats.dead_letters} dead letters")
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-io") as io:
+            ahead, acked = io.submit(self.source.fetch, self.batch, self.wait), None
+            while True:
+                messages = ahead.result()
+                idle = idle_exit is not None and time.monotonic() - last_message >= idle_exit
+                if not messages and (idle or stop()):
+                    break              # nothing is in flight: no batch read ahead is left unstored
+                if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
+                    self._refresh()
+                ahead = io.submit(self.source.fetch, self.batch, self.wait) if not stop() else _done([])
+                if not messages:
+                    continue
+                last_message = time.monotonic()
+                self._one_batch(messages)
+                if acked is not None:
+                    acked.result()        # the previous batch's ack: its error, if any, stops the consumer here
+                acked = io.submit(self.source.ack, messages)
+                if last_message - last_progress >= PROGRESS_SECONDS:
+                    last_progress = last_message
+                    self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
+                             f"{self.stats.predictions} predictions, {self.stats.labels} labels, "
+                             f"{self.stats.duplicates} duplicates, {self.stats.dead_letters} dead letters")
+            if acked is not None:
+                acked.result()
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
     def _one_batch(self, messages) -> None:
+        """Check and commit a batch (the caller acknowledges it after)."""
         checked = self.checker.check(messages)
         day = datetime.now(timezone.utc).date().isoformat()
         written = self.writer.commit(checked, day, self.live)
-        self.source.ack(messages)
         s = self.stats
         s.messages += len(messages)
         s.predictions += written.stored[INFERENCE]
@@ -118,3 +134,10 @@ class Consumer:
         self.checker = EventChecker({name: ModelSchema.of(r) for name, r in references.items()})
         self.live.references = references
         self._refreshed = time.monotonic()
+
+
+def _done(value) -> Future:
+    """A future already holding `value`: no fetch once a stop is asked for."""
+    future: Future = Future()
+    future.set_result(value)
+    return future

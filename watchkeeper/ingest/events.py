@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from watchkeeper.inference_log import INFERENCE, LABELS
+from watchkeeper.ingest.columnar import ID_CHARS, POSITION, fast_rows
 from watchkeeper.profile_schema import CATEGORICAL
 from watchkeeper.reference import ModelReference
 
 PREDICTION, LABEL = "prediction", "label"
 KIND_OF_TYPE = {PREDICTION: INFERENCE, LABEL: LABELS}
-ID_CHARS = 200        # the dedupe index's column width
 NUMBER = frozenset({int, float, type(None)})     # None: a missing value
 CODED = frozenset({int, type(None)})
 CATEGORY = frozenset({str, type(None)})
@@ -106,9 +106,29 @@ class EventChecker:
         self.schemas = dict(schemas)
 
     def check(self, messages: Sequence[Message]) -> Checked:
+        """The batch's rows per (model, kind) in arrival order, and its dead letters: what the
+        columnar path (watchkeeper.ingest.columnar) accepts, plus the rest checked event by event."""
+        fast = fast_rows(self.schemas, messages)
+        if fast is None:
+            rows, rest = {}, np.arange(len(messages))
+        else:
+            rows, rest = fast
+        checked = self._check_each([messages[i] for i in rest], rest)
+        for key, frame in rows.items():
+            slow = checked.rows.get(key)
+            if slow is not None:
+                frame = pd.concat([frame, slow], ignore_index=True).sort_values(POSITION, kind="stable")
+            checked.rows[key] = frame
+        for key, frame in checked.rows.items():
+            checked.rows[key] = frame.drop(columns=POSITION).reset_index(drop=True)
+        return checked
+
+    def _check_each(self, messages: Sequence[Message], positions: np.ndarray) -> Checked:
+        """Event by event, with each rejected event's reason; rows keep their batch POSITION."""
         checked = Checked()
         groups: dict[tuple[str, str], list[tuple[Message, Event]]] = {}
-        for message in messages:
+        places: dict[tuple[str, str], list[int]] = {}
+        for message, position in zip(messages, positions):
             try:
                 event = _decode(message.data)
             except msgspec.ValidationError as error:
@@ -122,15 +142,18 @@ class EventChecker:
                                      _text(message.data)))
             else:
                 groups.setdefault((event.model, KIND_OF_TYPE[event.type]), []).append((message, event))
+                places.setdefault((event.model, KIND_OF_TYPE[event.type]), []).append(position)
         for (model, kind), found in groups.items():
             schema = self.schemas[model]
-            frame, dead = (self._predictions if kind == INFERENCE else self._labels)(schema, found)
+            frame, dead = (self._predictions if kind == INFERENCE else self._labels)(schema, found,
+                                                                                     np.array(places[(model, kind)]))
             checked.dead += dead
             if len(frame):
                 checked.rows[(model, kind)] = frame
         return checked
 
-    def _predictions(self, schema: ModelSchema, found: list[tuple[Message, dict]]) -> tuple[pd.DataFrame, list]:
+    def _predictions(self, schema: ModelSchema, found: list[tuple[Message, Event]], places: np.ndarray
+                     ) -> tuple[pd.DataFrame, list]:
         """Rows of the well-formed prediction events; each other one a dead letter with its reason.
 
         Checks go by column: the common case (every value of a column of an allowed type) costs
@@ -175,18 +198,21 @@ class EventChecker:
         for c in schema.classes or ():
             frame[f"proba_{c}"] = np.array([e.proba[str(c)] for e in ok if e is not None],
                                            dtype="float64")
+        frame[POSITION] = places[keep]
         return frame, [(found[i][0].id, r, _text(found[i][0].data)) for i, r in sorted(reasons.items())]
 
-    def _labels(self, schema: ModelSchema, found: list[tuple[Message, dict]]) -> tuple[pd.DataFrame, list]:
-        dead, kept = [], []
-        for message, event in found:
+    def _labels(self, schema: ModelSchema, found: list[tuple[Message, Event]], places: np.ndarray
+                ) -> tuple[pd.DataFrame, list]:
+        dead, kept, at = [], [], []
+        for (message, event), place in zip(found, places):
             reason = _target_problem(schema, event.label, LABEL)
             if reason:
                 dead.append((message.id, reason, _text(message.data)))
             else:
                 kept.append(event)
+                at.append(place)
         frame = pd.DataFrame({"prediction_id": [e.prediction_id for e in kept],
-                              "label": _target_column(schema, [e.label for e in kept])})
+                              "label": _target_column(schema, [e.label for e in kept]), POSITION: at})
         return frame, dead
 
 

@@ -14,8 +14,11 @@ An alarm raises a concept-drift alert in the same transaction, through the probl
 outbox (watchkeeper.problems, fingerprint `model:version:concept_drift`): the day's evaluation
 raises that same problem for the same window, which the problem log counts once.
 
-A label whose prediction is not in the inference log when it arrives is stored but not fed
-(there is no error to measure); the daily evaluation, which keeps the live day, agrees.
+A label that arrives before its prediction is stored at once and fed when the prediction is
+stored: the batch that stores new predictions looks up, in the dedupe index, which of them
+already have a label (one indexed probe when the model has no label at all), reads those labels
+back from the log's label parts and feeds them, in their arrival order, on the prediction's
+arrival day and in its transaction (so, again, once).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import pandas as pd
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Policy
 from watchkeeper.concept import AUTO, ERRORS, LIVE, StreamState, label_alarms, resume
-from watchkeeper.inference_log import INFERENCE, MAX_LABEL_DELAY_DAYS, SUFFIX, read_file
+from watchkeeper.inference_log import INFERENCE, LABELS, MAX_LABEL_DELAY_DAYS, SUFFIX, read_file
 from watchkeeper.problems import ProblemLog
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore
 
 PREDICTION_COLUMNS = ("prediction_id", "timestamp", "prediction")
+LABEL_COLUMNS = ("prediction_id", "label")
 
 
 class LiveConcept:
@@ -49,10 +53,20 @@ class LiveConcept:
         self._parts: set[Path] = set()                # parts already read into _known
         self.alarms = 0
 
-    def remember(self, model: str, predictions: pd.DataFrame) -> None:
+    def remember(self, tx, model: str, predictions: pd.DataFrame, day: str) -> None:
         """Predictions this process is storing (in the batch before its labels): labels find them
-        without a read. Should the commit fail, the process stops, and with it what it remembered."""
+        without a read. Should the commit fail, the process stops, and with it what it remembered.
+        Labels that came before these predictions are fed now, in `tx`."""
         self._add(model, predictions[list(PREDICTION_COLUMNS)])
+        early = self.store.ingest_rows.stored_among(tx, model, LABELS, predictions["prediction_id"].tolist())
+        if early:
+            self.feed(tx, model, self._stored_labels(model, early, day), day)
+
+    def _stored_labels(self, model: str, ids: list[str], day: str) -> pd.DataFrame:
+        """The stored labels of `ids`, in arrival order (parts are named by their write time)."""
+        frames = [read_file(path, LABEL_COLUMNS) for path in self._day_parts(LABELS, model, day)]
+        labels = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(LABEL_COLUMNS))
+        return labels[labels["prediction_id"].isin(ids)].drop_duplicates("prediction_id").reset_index(drop=True)
 
     def feed(self, tx, model: str, labels: pd.DataFrame, day: str) -> None:
         """Feed a batch's new labels of `model` (arrived on `day`) to its detector, in `tx`."""
@@ -106,14 +120,19 @@ class LiveConcept:
     def _read_new_parts(self, model: str, day: str) -> None:
         """Predictions written by other consumers (or before this one started), of the days a label
         arriving on `day` can belong to."""
+        for path in self._day_parts(INFERENCE, model, day):
+            if path not in self._parts:
+                self._parts.add(path)
+                self._add(model, read_file(path, PREDICTION_COLUMNS))
+
+    def _day_parts(self, kind: str, model: str, day: str) -> list[Path]:
+        """The log's files of `kind` for the days a label arriving on `day` can belong to, oldest first."""
         days = pd.date_range(end=day, periods=MAX_LABEL_DELAY_DAYS + 1, freq="D").strftime("%Y-%m-%d")
+        paths: list[Path] = []
         for d in days:
-            folder = self.root / INFERENCE / model / f"{d}{SUFFIX}"
-            paths = [folder] if folder.is_file() else sorted(folder.glob(f"part-*{SUFFIX}")) if folder.is_dir() else []
-            for path in paths:
-                if path not in self._parts:
-                    self._parts.add(path)
-                    self._add(model, read_file(path, PREDICTION_COLUMNS))
+            folder = self.root / kind / model / f"{d}{SUFFIX}"
+            paths += [folder] if folder.is_file() else sorted(folder.glob(f"part-*{SUFFIX}")) if folder.is_dir() else []
+        return paths
 
     def _add(self, model: str, predictions: pd.DataFrame) -> None:
         self._pending.setdefault(model, []).append(predictions.set_index("prediction_id"))

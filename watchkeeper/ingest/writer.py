@@ -57,7 +57,7 @@ STALE_SECONDS = 3600.0   # an uncommitted temporary part this old belongs to no 
 class Feed(Protocol):
     """What learns of a batch's new rows inside its transaction (watchkeeper.ingest.live)."""
 
-    def remember(self, model: str, predictions: pd.DataFrame) -> None: ...
+    def remember(self, tx: sa.Connection, model: str, predictions: pd.DataFrame, day: str) -> None: ...
 
     def feed(self, tx: sa.Connection, model: str, labels: pd.DataFrame, day: str) -> None: ...
 
@@ -92,7 +92,7 @@ class LogWriter:
                 written.stored[kind] += len(frame)
                 moves += self._stage(tx, model, kind, frame, arrival_day)
                 if feed is not None and kind == INFERENCE:   # sorted: a model's predictions before its labels
-                    feed.remember(model, frame)
+                    feed.remember(tx, model, frame, arrival_day)
                 elif feed is not None:
                     feed.feed(tx, model, frame.reset_index(drop=True), arrival_day)
             self.rows.dead_letter(tx, self.source, checked.dead)

@@ -51,6 +51,21 @@ class IngestRows:
                 cursor.close()
         return new
 
+    def stored_among(self, conn: sa.Connection, model: str, kind: str, ids: Sequence[str]) -> list[str]:
+        """Which of `ids` are stored as `kind` of `model`: one indexed probe when none of that kind
+        is (the common case for a batch of predictions), else one IN query per chunk."""
+        of_kind = (ingested.c.model == model) & (ingested.c.kind == kind)
+        if conn.execute(sa.select(sa.literal(1)).where(of_kind).limit(1)).first() is None:
+            return []
+        by_digest = {id_digest(i): i for i in ids}     # the index keeps digests (see `claim`)
+        digests = list(by_digest)
+        found: list[str] = []
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start:start + CHUNK]
+            query = sa.select(ingested.c.prediction_id).where(of_kind, ingested.c.prediction_id.in_(chunk))
+            found += [by_digest[d] for d in conn.execute(query).scalars()]
+        return found
+
     def stored(self, model: str, kind: str) -> int:
         """How many events of a model's kind are stored."""
         query = sa.select(sa.func.count()).where(ingested.c.model == model, ingested.c.kind == kind)
