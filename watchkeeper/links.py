@@ -3,6 +3,7 @@ Dagster UI and MLflow (a relative link has no page to open outside the UI that d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
 
@@ -24,3 +25,23 @@ def model_links(dagster_url: str, mlflow_url: str, model: str, version: str, lat
     if mlflow_url:
         links["mlflow"] = f"{mlflow_url.rstrip('/')}/#/models/{quote(model, safe='')}/versions/{quote(version, safe='')}"
     return links
+
+
+def ticket_url(channel_type: str, config: Mapping[str, object], ticket: str, record: str) -> str | None:
+    """Where a person opens the ticket a channel gave a problem: the Jira issue's page, or the
+    ServiceNow record (incident, problem or change request, by `record`) found by its number.
+    None for a channel with no ticket page (an outbox, a chat).
+
+    >>> ticket_url("jira", {"server": "https://jira.example/"}, "MLOPS-7", "incident")
+    'https://jira.example/browse/MLOPS-7'
+    >>> ticket_url("servicenow", {"instance_url": "https://sn.example"}, "CHG0001", "change")
+    'https://sn.example/change_request.do?sysparm_query=number%3DCHG0001'
+    """
+    from watchkeeper.alerting.channels.servicenow import TABLES   # requests loads only for a ServiceNow link
+
+    if channel_type == "jira":
+        return f"{str(config['server']).rstrip('/')}/browse/{quote(ticket, safe='')}"
+    if channel_type == "servicenow":
+        table = TABLES.get(record, "incident")
+        return f"{str(config['instance_url']).rstrip('/')}/{table}.do?{urlencode({'sysparm_query': f'number={ticket}'})}"
+    return None
