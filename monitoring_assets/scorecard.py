@@ -50,7 +50,6 @@ def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: Monitor
     latest = history[-1] if history else None
     links = model_links(alerting.dagster_base(), alerting.mlflow_base() or "", model, stored.version,
                         latest and latest["window"], flagged[0] if flagged else None)
-    del links["history"]   # this page is the model's history
     problems, tickets = _problems(ProblemLog(store), alerting.policy(), model)
     return dg.MaterializeResult(metadata={
         "model_version": stored.version,
