@@ -54,6 +54,13 @@ def test_ticket_links_open_the_jira_issue_and_the_servicenow_record_of_its_kind(
     assert ticket_url("outbox", {}, "m:1:performance", "incident") is None
 
 
+def test_segment_values_read_rounded_even_when_grouping_made_them_text():
+    from watchkeeper.stages import segment_value
+
+    assert [segment_value(v) for v in (-0.044641636506989144, "-0.044641636506989144", 2.0, "007", "north")] == \
+        ["-0.04464", "-0.04464", "2", "007", "north"]
+
+
 def test_verdict_text_joins_sentences_without_fragments():
     text = verdict_text([{"signal": "performance", "detail": "Accuracy 0.6 is below the reference."},
                          {"signal": "history", "detail": "Each signal was also weighed."}], with_history=False)
