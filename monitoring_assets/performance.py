@@ -25,18 +25,21 @@ SPEC = dg.AssetSpec(
 )
 
 
-# Narrow enough to fit the page: a value and its interval share a cell, one row per metric.
+# Narrow enough to fit the page beside the partition list: a value and its interval share a cell, one
+# row per metric, short headers (a header is as wide as its text) and a short note.
 METRICS_SCHEMA = dg.TableSchema(columns=[
     dg.TableColumn("model", "string"),
     dg.TableColumn("metric", "string", description="every metric the model's reference profile lists"),
     dg.TableColumn("realised", "string", description="on the labelled predictions, with its 90% bootstrap interval"),
     dg.TableColumn("reference", "string", description="on the reference (validation) data"),
-    dg.TableColumn("cbpe_estimate", "string", description="estimated from the probabilities alone (CBPE)"),
+    dg.TableColumn("cbpe", "string", description="estimated from the probabilities alone (CBPE)"),
     dg.TableColumn("labelled", "string", description="labelled predictions / all, so far"),
-    dg.TableColumn("note", "string"),
+    dg.TableColumn("note", "string", description="CBPE is blind to concept drift: it assumes P(label | "
+                                                 "probabilities) is unchanged; the note marks an estimate outside the "
+                                                 "realised interval"),
 ])
-CBPE_BLIND = ("CBPE is blind to concept drift: it assumes P(label | probabilities) is unchanged, and the realised "
-              "labels disagree with it")
+# Short, so the table fits the page; the column's description says why.
+CBPE_BLIND = "CBPE is blind to concept drift"
 MAX_PLOTTED_MODELS = 50   # numeric entries per model (the Plots tab); beyond this the table holds them
 
 
@@ -72,7 +75,7 @@ def _rows(outcome: ModelWindow) -> list[dict]:
         blind = (estimate is not None and value.lower is not None and value.upper is not None
                  and not value.lower <= estimate <= value.upper)
         rows.append({"model": outcome.model, "metric": value.name, "realised": _interval(value),
-                     "reference": _number(reference.value if reference else None), "cbpe_estimate": _number(estimate),
+                     "reference": _number(reference.value if reference else None), "cbpe": _number(estimate),
                      "labelled": labelled, "note": CBPE_BLIND if blind else ""})
     return rows
 

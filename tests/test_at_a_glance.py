@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from watchkeeper.concept import label_alarms, with_error_rates
+from watchkeeper.links import ticket_url
 from watchkeeper.messages import verdict_text
 from watchkeeper.plots import _bin_ticks, drift_histograms
 
@@ -40,6 +41,24 @@ def test_concept_alarms_carry_detector_and_error_rates():
                                [0, 0, 0, 0, 1, 1], 100, "adwin")
     assert alarm == {"index": 104, "prediction_id": "e", "timestamp": "t4", "detector": "adwin",
                      "error_rate_before": 0.0, "error_rate_after": 1.0}
+
+
+def test_ticket_links_open_the_jira_issue_and_the_servicenow_record_of_its_kind():
+    assert ticket_url("jira", {"server": "https://jira.example/"}, "MLOPS-7", "incident") == \
+        "https://jira.example/browse/MLOPS-7"
+    servicenow = {"instance_url": "https://sn.example"}
+    assert ticket_url("servicenow", servicenow, "INC0012", "incident") == \
+        "https://sn.example/incident.do?sysparm_query=number%3DINC0012"
+    assert ticket_url("servicenow", servicenow, "PRB0003", "problem").startswith("https://sn.example/problem.do?")
+    assert ticket_url("servicenow", servicenow, "CHG0001", "change").startswith("https://sn.example/change_request.do?")
+    assert ticket_url("outbox", {}, "m:1:performance", "incident") is None
+
+
+def test_segment_values_read_rounded_even_when_grouping_made_them_text():
+    from watchkeeper.stages import segment_value
+
+    assert [segment_value(v) for v in (-0.044641636506989144, "-0.044641636506989144", 2.0, "007", "north")] == \
+        ["-0.04464", "-0.04464", "2", "007", "north"]
 
 
 def test_verdict_text_joins_sentences_without_fragments():

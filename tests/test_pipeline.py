@@ -177,6 +177,8 @@ def test_scorecard_shows_the_history_of_a_flagged_model(instance):
     assert metadata["latest_status"].value == "degraded"
     assert "| concept_alarms |" in history
     assert metadata["trend"].value.startswith("![")
+    problems = {r.data["kind"]: r.data for r in metadata["problems"].records}
+    assert problems["performance"]["state"] == "open" and "tickets" in problems["performance"]["tickets"]
 
 
 def test_the_feast_fed_model_takes_its_reference_and_windows_from_feast(demo):

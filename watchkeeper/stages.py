@@ -9,6 +9,7 @@ or from the store for stages that ran before (a label refresh recomputes only pe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -197,9 +198,15 @@ def _segment_rows(reference: ModelReference, column: str, joined: pd.DataFrame) 
             for value, values in by_segment.items() for m in values if m.name == reference.primary_metric]
 
 
+DECIMAL_TEXT = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
+
+
 def segment_value(value: object) -> str:
     """A segment's value as a person reads it in the data: a float's binary noise dropped
-    (`-0.044641636506989144` -> `-0.04464`, `2.0` -> `2`), anything else as it is."""
+    (`-0.044641636506989144` -> `-0.04464`, `2.0` -> `2`), also when the grouping made it text;
+    anything else (a code such as `007`) as it is."""
+    if isinstance(value, str) and DECIMAL_TEXT.fullmatch(value):
+        value = float(value)
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.4g}"
     return str(value)

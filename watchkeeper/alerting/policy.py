@@ -198,7 +198,7 @@ class Policy:
         for channel, cooldown in targets.items():
             last = last_sent.get(channel)
             if last is not None and now - last < cooldown:
-                held[channel] = f"cooldown until {(last + cooldown).isoformat()}"
+                held[channel] = f"cooldown until {(last + cooldown).isoformat(timespec='minutes')}"
                 continue
             rule, until = self._quiet(channel, alert.severity, now)
             if rule is None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from datetime import datetime
 
 from watchkeeper.alerting.channels.severity import itil_fields, priority_label
 from watchkeeper.alerting.record import RAISED, AlertRecord
@@ -92,13 +93,24 @@ def metric_line(metric: dict) -> str:
 
 def alarm_line(alarm: dict, escape: Escape = plain) -> str:
     """'adwin at 2026-11-08 10:02:11 (index 1234): error rate 0.12 -> 0.41'"""
-    where = alarm.get("timestamp") or "an earlier window"
+    where = _to_the_second(alarm.get("timestamp")) or "an earlier window"
     text = f"{escape(one_line(alarm.get('detector') or 'detector'))} at {escape(one_line(where))}"
     text += f" (index {int(alarm['index'])})" if isinstance(alarm.get("index"), int) else ""
     before, after = alarm.get("error_rate_before"), alarm.get("error_rate_after")
     if before is not None or after is not None:
         text += f": error rate {fmt(before)} -> {fmt(after)}"
     return text
+
+
+def _to_the_second(timestamp: object) -> str | None:
+    """A time as a person reads it ('2026-11-08 10:02:11+00:00', not its microseconds); text that
+    is not a time is kept as it came."""
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(timestamp)).isoformat(sep=" ", timespec="seconds")
+    except ValueError:
+        return str(timestamp)
 
 
 def alarms(alert: AlertRecord, escape: Escape = plain) -> list[tuple[str, str]]:
