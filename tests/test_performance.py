@@ -14,9 +14,11 @@ from watchkeeper.performance import (
     REGRESSION,
     MetricsInputError,
     MetricValue,
+    batch_auc,
     compute_metrics,
     confusion_matrix,
     is_degraded,
+    labelled_auc,
     segment_metrics,
     weighted_metrics,
 )
@@ -288,3 +290,15 @@ def test_large_window_runs_vectorised():
     y, pred, proba = multiclass_data(20_000)
     metrics = compute_metrics(MULTICLASS, y, pred, proba)
     assert all(m.lower <= m.value <= m.upper for m in metrics)
+
+
+@pytest.mark.parametrize("decimals", [None, 2])   # continuous scores, and scores with many ties
+def test_labelled_auc_equals_sklearn_per_row(decimals):
+    rng = np.random.default_rng(4)
+    scores = rng.random(1500) if decimals is None else np.round(rng.random(1500), decimals)
+    labels = rng.random((30, 1500)) < scores
+    labels[0] = False   # a row without positives: undefined, as sklearn refuses it
+    aucs = labelled_auc(scores, labels)
+    assert np.isnan(aucs[0])
+    assert aucs[1:] == pytest.approx([skm.roc_auc_score(row, scores) for row in labels[1:]], abs=1e-12)
+    assert aucs[1:] == pytest.approx(batch_auc(scores, labels[1:].astype(float)), abs=1e-12)

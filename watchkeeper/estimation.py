@@ -45,6 +45,7 @@ from watchkeeper.performance import (
     batch_confusion,
     confusion_scores,
     encode_labels,
+    labelled_auc,
     percentile_interval,
     validate_proba,
 )
@@ -175,10 +176,10 @@ class CBPE:
         cal = self.calibrate(proba)
         expected_cm = np.stack([np.bincount(pred, weights=cal[:, c], minlength=k) for c in range(k)])
         points = confusion_scores(expected_cm[None], binary)
-        points["roc_auc"] = self._auc(proba, lambda c: cal[None, :, c])
+        points["roc_auc"] = self._auc(proba, lambda scores, c: batch_auc(scores, cal[None, :, c]))
         drawn = self._draw_labels(proba, np.random.default_rng(self.seed))
         boots = confusion_scores(batch_confusion(drawn, pred, k), binary)
-        boots["roc_auc"] = self._auc(proba, lambda c: (drawn == c).astype(float))
+        boots["roc_auc"] = self._auc(proba, lambda scores, c: labelled_auc(scores, drawn == c))
         return [percentile_interval(name, float(points[name][0]), boots[name], self.confidence)
                 for name in ESTIMATED_METRICS]
 
@@ -229,9 +230,10 @@ class CBPE:
             labels += u * total > cumulative
         return labels
 
-    def _auc(self, proba: np.ndarray, positive: Callable[[int], np.ndarray]) -> np.ndarray:
-        """Binary AUC of the positive column, or one-vs-rest macro AUC; `positive(c)` gives (B, n) labels."""
-        return np.mean([batch_auc(proba[:, c], positive(c)) for c in self._columns()], axis=0)
+    def _auc(self, proba: np.ndarray, auc: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+        """Binary AUC of the positive column, or one-vs-rest macro AUC; `auc(scores, c)` gives the (B,)
+        AUCs of class c's scores."""
+        return np.mean([auc(proba[:, c], c) for c in self._columns()], axis=0)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "calibrators_"):

@@ -295,7 +295,7 @@ def _timestamp_problems(timestamps: pd.Series, day: str) -> list[str]:
     absent = timestamps.isna()
     if absent.any():
         problems.append(f"{int(absent.sum())} rows without a timestamp")
-    parsed = pd.to_datetime(timestamps, utc=True, errors="coerce", format="mixed")   # not a time: NaT
+    parsed = _as_utc(timestamps)
     unreadable = int((parsed.isna() & ~absent).sum())
     if unreadable:
         problems.append(f"{unreadable} rows with a timestamp that is not a time")
@@ -304,6 +304,14 @@ def _timestamp_problems(timestamps: pd.Series, day: str) -> list[str]:
     if outside:
         problems.append(f"{outside} rows with a timestamp outside {day}")
     return problems
+
+
+def _as_utc(timestamps: pd.Series) -> pd.Series:
+    """Timestamps as UTC instants, what is not a time NaT. Already typed as times (Parquet), they
+    are only converted: parsing 5,000 typed times one by one was a tenth of a window's stage."""
+    if pd.api.types.is_datetime64_any_dtype(timestamps):
+        return timestamps.dt.tz_convert("UTC") if timestamps.dt.tz is not None else timestamps.dt.tz_localize("UTC")
+    return pd.to_datetime(timestamps, utc=True, errors="coerce", format="mixed")
 
 
 def _is_date(text: str) -> bool:

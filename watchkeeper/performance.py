@@ -80,10 +80,18 @@ def compute_metrics(
     if len(y_true) == 0:
         return [MetricValue(name, None, None, None) for name in METRIC_NAMES[task]]
     n = len(y_true)
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
-    stats = weighted_metrics(task, y_true, y_pred, proba, classes, np.vstack([np.ones(n), counts]))
+    weights = np.vstack([np.ones(n), resample_counts(n, n_boot, seed)])   # row 0, unit weights: the point value
+    stats = weighted_metrics(task, y_true, y_pred, proba, classes, weights)
     return [percentile_interval(name, stats[name][0], stats[name][1:], confidence) if name in stats
             else MetricValue(name, None, None, None) for name in METRIC_NAMES[task]]
+
+
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multiplicities of n rows drawn with replacement, one resample a row. Drawn as
+    indices and counted with one bincount: the same distribution as a multinomial draw, about 4x
+    cheaper (a fleet pays it once per model-window)."""
+    drawn = np.random.default_rng(seed).integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    return np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n)
 
 
 def weighted_metrics(task: str, y_true, y_pred, proba: np.ndarray | None, classes: Sequence | None,
@@ -288,17 +296,38 @@ def batch_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | No
     return _auc_of_groups(*_tie_groups(scores, positive, weights))
 
 
+def labelled_auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """ROC AUC of fixed `scores` for each row of hard 0/1 `labels` (B, n): Mann-Whitney from the
+    scores' midranks, (rank sum of the positives - P(P+1)/2) / (P N), one matrix product for all
+    rows (no per-row sort or cumulative sum). Equal to `batch_auc` on hard labels; NaN where a row
+    lacks a positive or a negative."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)   # ties share their mean rank
+    labels = np.atleast_2d(labels).astype(float)
+    positives = labels.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (labels @ ranks - positives * (positives + 1) / 2) / (positives * (len(s) - positives))
+
+
 def _tie_groups(scores, positive, weights=None) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative weight per group of equal scores, groups in ascending score order.
     Sorts once; every weight row then costs one gather and one pass."""
     order = np.argsort(scores, kind="stable")
     s = scores[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    distinct = s[1:] != s[:-1]
     y = np.atleast_2d(positive)[:, order]
-    if weights is None:
+    w = None if weights is None else np.atleast_2d(weights)[:, order]
+    if distinct.all():   # no ties (continuous scores, the usual case): each row is its own group
+        pos = y.astype(float) if w is None else w * y
+        return pos, (1.0 if w is None else w) - pos
+    starts = np.flatnonzero(np.r_[True, distinct])
+    if w is None:
         total = np.diff(np.r_[starts, len(s)]).astype(float)
     else:
-        w = np.atleast_2d(weights)[:, order]
         y, total = w * y, np.add.reduceat(w, starts, axis=1, dtype=float)
     pos = np.add.reduceat(y, starts, axis=1, dtype=float)
     return pos, total - pos

@@ -7,7 +7,7 @@ monitoring store and the plots read it. Keys may be added, never renamed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -43,7 +43,8 @@ class FeatureDrift:
     effect_ratio: float | None = None  # effect_size / its floor: >= 1 is large enough to drift
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}   # shallow: asdict's deep copy cost ~1 ms a feature
+        d["bin_labels"] = list(self.bin_labels)
         distances = d.pop("distances")
         for key in ("statistic", "p_value", "p_adjusted", "effect_size", "effect_ratio", "statistic_error",
                     "missing_rate_reference", "missing_rate_current", "missing_rate_p_value",

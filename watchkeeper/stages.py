@@ -232,13 +232,21 @@ def _errors(context: StageContext, arrived: pd.DataFrame) -> pd.DataFrame | None
     first = (pd.Timestamp(day) - pd.Timedelta(days=MAX_LABEL_DELAY_DAYS)).strftime("%Y-%m-%d")
     columns = ["prediction_id", "timestamp", "prediction"]
     windows = [w for d in context.log.window_days(model) if first <= d <= day
-               and (w := context.log.read_window(model, d, columns)) is not None]
+               and (w := _kept_window(context, d, columns)) is not None]
     if not windows:
         return None
     joined = pd.concat(windows).merge(arrived[["prediction_id", "label"]], on="prediction_id").sort_values("timestamp")
     values = ((joined["prediction"] - joined["label"]).abs() if not context.reference.is_classifier
               else (joined["prediction"] != joined["label"]).astype(np.int8))
     return pd.DataFrame({"prediction_id": joined["prediction_id"], "timestamp": joined["timestamp"], "value": values})
+
+
+def _kept_window(context: StageContext, day: str, columns: list[str]) -> pd.DataFrame | None:
+    """A kept window's columns; the context's own day from the rows this run already holds (not re-read)."""
+    if day != context.day:
+        return context.log.read_window(context.reference.model, day, columns)
+    frame = context.frame()
+    return None if frame is None else frame[columns]
 
 
 def _predicted_class(reference: ModelReference, window: pd.DataFrame | None) -> pd.DataFrame | None:

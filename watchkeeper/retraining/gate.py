@@ -26,7 +26,7 @@ import pandas as pd
 
 from watchkeeper.performance import (
     HIGHER_IS_BETTER, METRIC_NAMES, PRIMARY_METRIC, PROBABILITY_METRICS, REGRESSION, MetricValue, weighted_metrics,
-    percentile_interval,
+    percentile_interval, resample_counts,
 )
 from watchkeeper.profile import category_label
 from watchkeeper.registry import CHAMPION, REFERENCE_TARGET, Registry
@@ -81,7 +81,7 @@ def evaluate_gate(task: str, champion_model: Any, challenger_model: Any, eval_df
     _check_probabilities(metric, champion_out, challenger_out)
     _check_labels(task, eval_df[target], champion_out[2] or challenger_out[2])
     n = len(y)
-    counts = _resample_counts(n, n_boot, seed)
+    counts = resample_counts(n, n_boot, seed)
     (champion_point, champion_boots), (challenger_point, challenger_boots) = (
         _replicates(task, metric, y, out, counts) for out in (champion_out, challenger_out))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -175,13 +175,6 @@ def _scored(model: Any, X: pd.DataFrame, task: str, role: str) -> tuple:
     except Exception as error:  # a model is outside code: whatever it raises, the data did not fit it
         text = " ".join(str(error).split())[:300]
         raise GateError(f"the {role} model cannot score the evaluation data ({type(error).__name__}: {text})") from None
-
-
-def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) multiplicities of n rows drawn with replacement: each row of the result is one
-    resample, shared by both models. Bincounting uniform draws is a multinomial, several times faster."""
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
-    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n)
 
 
 def _replicates(task: str, metric: str, y: np.ndarray, output: tuple, counts: np.ndarray) -> tuple[float, np.ndarray]:
