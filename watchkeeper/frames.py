@@ -74,8 +74,9 @@ def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pd.D
         # sealed like any row file); its hidden and _-prefixed files (parts being written) are not read.
         parts = [pq.ParquetFile(parquet_input(part)) for part in _parts(path)] if path.is_dir() \
             else [pq.ParquetFile(parquet_input(path))]
+        for part in parts:   # each part's own names: the union below would hide a duplicate
+            _check_names(path, part.schema_arrow.names)
         names = list(dict.fromkeys(name for part in parts for name in part.schema_arrow.names))
-        _check_names(path, names)
         absent = [c for c in columns or () if c not in names]
         if absent:
             raise DataFileError(f"{path}: no column {', '.join(map(repr, absent))} (columns: {', '.join(names)})")
