@@ -12,7 +12,6 @@ verdict versions (one more row per verdict, in the same transaction).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -23,7 +22,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_window import build_demo, fleet, timed_run  # noqa: E402
+from bench_window import demo_for, fleet, fleet_arguments, timed_run  # noqa: E402
 
 
 @contextmanager
@@ -40,15 +39,11 @@ def without_audit():
 
 def main() -> None:
     os.environ.setdefault("WATCHKEEPER_SIGNING_KEY", "bench-signing-key-" + "0" * 32)   # detector state is signed
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=100)
+    parser = fleet_arguments(__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--demo-dir", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        demo = args.demo_dir or Path(tmp) / "demo"
-        demo.mkdir(parents=True, exist_ok=True)
-        build_demo(demo)
+        demo = demo_for(tmp, args.demo_dir)
         home = Path(tmp) / "fleet"
         fleet(demo, home, [f"model-{i:04d}" for i in range(args.models)])
         timed_run(home)   # warm-up: imports and first-run caches are not the window's cost

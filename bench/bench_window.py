@@ -102,16 +102,28 @@ def _timed_run(home: Path) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fleet_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every window benchmark takes: the fleet's size and a demo folder to reuse."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--models", type=int, default=100)
-    parser.add_argument("--baseline-runs", type=int, default=10)
     parser.add_argument("--demo-dir", type=Path)
+    return parser
+
+
+def demo_for(tmp: str, demo_dir: Path | None) -> Path:
+    """The demo the fleet is copied from: `demo_dir` when given (built there if empty), else one in `tmp`."""
+    demo = demo_dir or Path(tmp) / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    build_demo(demo)
+    return demo
+
+
+def main() -> None:
+    parser = fleet_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--baseline-runs", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        demo = args.demo_dir or Path(tmp) / "demo"
-        demo.mkdir(parents=True, exist_ok=True)
-        build_demo(demo)
+        demo = demo_for(tmp, args.demo_dir)
         names = [f"model-{i:04d}" for i in range(args.models)]
         batched_home, plain_home, kms = Path(tmp) / "batched", Path(tmp) / "plain", Path(tmp) / "kms"
         fleet(demo, batched_home, names, kms)
