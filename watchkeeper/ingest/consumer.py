@@ -71,48 +71,61 @@ class Consumer:
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
         """Consume until `stop()` is true, or no message came for `idle_exit` seconds.
 
-        The broker is read one batch ahead: while a batch is checked and committed here, one
-        thread of its own (the only one that touches the client: nats-py's event loop is not
-        thread-safe) fetches the next, then acknowledges the batch once its commit is done. The
-        commit's fsyncs and the fetch's socket waits release the GIL, so the two overlap; a
-        batch read ahead and not stored is simply not acknowledged (redelivered, as after a kill)."""
+        Three stages overlap, each on a thread of its own: one thread (the only one that touches
+        the client: nats-py's event loop is not thread-safe) fetches batch k+2 and acknowledges
+        batch k once its commit is done; this one checks batch k+1; one commits batch k. Commits
+        run one at a time in arrival order, so each batch's dedupe claim sees the batches before
+        it. The commit's SQLite calls, Parquet writing and fsyncs release the GIL, so on two cores
+        it runs beside the checks instead of after them. A batch read ahead or checked and not
+        committed is simply not acknowledged (redelivered, as after a kill)."""
         self.stats.recovered_parts = self.writer.recover()
         self._refresh()
         self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
                  f"{self.stats.recovered_parts} committed parts rolled forward)")
         started = last_message = last_progress = time.monotonic()
-        with ThreadPoolExecutor(1, thread_name_prefix="ingest-io") as io:
-            ahead, acked = io.submit(self.source.fetch, self.batch, self.wait), None
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-io") as io, \
+                ThreadPoolExecutor(1, thread_name_prefix="ingest-commit") as committer:
+            ahead, acked, committing = io.submit(self.source.fetch, self.batch, self.wait), None, None
             while True:
                 messages = ahead.result()
                 idle = idle_exit is not None and time.monotonic() - last_message >= idle_exit
                 if not messages and (idle or stop()):
                     break              # nothing is in flight: no batch read ahead is left unstored
                 if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
+                    acked = self._stored(committing, io, acked)   # the detectors' references change under no commit
+                    committing = None
                     self._refresh()
                 ahead = io.submit(self.source.fetch, self.batch, self.wait) if not stop() else _done([])
                 if not messages:
+                    acked, committing = self._stored(committing, io, acked), None   # nothing to overlap it with
                     continue
                 last_message = time.monotonic()
-                self._one_batch(messages)
-                if acked is not None:
-                    acked.result()        # the previous batch's ack: its error, if any, stops the consumer here
-                acked = io.submit(self.source.ack, messages)
+                checked = self.checker.check(messages)
+                day = datetime.now(timezone.utc).date().isoformat()
+                acked = self._stored(committing, io, acked)
+                committing = committer.submit(self.writer.commit, checked, day, self.live), messages
                 if last_message - last_progress >= PROGRESS_SECONDS:
                     last_progress = last_message
                     self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
                              f"{self.stats.predictions} predictions, {self.stats.labels} labels, "
                              f"{self.stats.duplicates} duplicates, {self.stats.dead_letters} dead letters")
+            acked = self._stored(committing, io, acked)
             if acked is not None:
                 acked.result()
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
-    def _one_batch(self, messages) -> None:
-        """Check and commit a batch (the caller acknowledges it after)."""
-        checked = self.checker.check(messages)
-        day = datetime.now(timezone.utc).date().isoformat()
-        written = self.writer.commit(checked, day, self.live)
+    def _stored(self, committing: tuple[Future, list] | None, io: ThreadPoolExecutor, acked: Future | None
+                ) -> Future | None:
+        """Wait for the batch being committed, count it, and hand its acknowledgement to the I/O
+        thread (after the previous one's: its error, if any, stops the consumer here). Returns
+        the acknowledgement in flight."""
+        if committing is None:
+            return acked
+        commit, messages = committing
+        written = commit.result()
+        if acked is not None:
+            acked.result()
         s = self.stats
         s.messages += len(messages)
         s.predictions += written.stored[INFERENCE]
@@ -121,6 +134,7 @@ class Consumer:
         s.dead_letters += written.dead
         s.batches += 1
         s.alarms = self.live.alarms
+        return io.submit(self.source.ack, messages)
 
     def _refresh(self) -> None:
         """The references of the monitored models; one that cannot be decoded is left out, said once."""
