@@ -32,7 +32,7 @@ from watchkeeper.messages import one_line
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 20_000
 DEFAULT_WAIT = 0.2        # seconds a fetch waits for its first message: the bound on an alert's batching delay
 REFRESH_SECONDS = 60.0
 PROGRESS_SECONDS = 10.0
