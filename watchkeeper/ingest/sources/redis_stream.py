@@ -19,7 +19,7 @@ from watchkeeper.ingest.sources import SourceError, describe, seconds
 
 DEFAULT_GROUP = "watchkeeper"
 CLAIM_EVERY = 5.0   # seconds between looks for entries abandoned by a dead consumer
-READ_BYTES = 1 << 22  # bytes per socket read: a batch in one or two reads, so the fetching thread waits for the GIL once or twice a batch, not once per 64 KiB
+READ_BYTES = 1 << 22  # bytes per socket read: a batch in a few reads, each a GIL hand-off with the commit thread, not one per 64 KiB
 
 
 class RedisSource:
