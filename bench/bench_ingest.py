@@ -40,7 +40,7 @@ from stream_producers import prediction, producer  # noqa: E402
 
 MODEL, DAY = "bench", "2026-12-03"
 FEATURES = ["f0", "f1", "f2", "f3", "plan"]
-BATCH = 5_000
+BATCH = 20_000
 IDLE_EXIT = 2.0
 KILL_AT = (1 / 3, 2 / 3)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cli import arguments as arg
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 20_000
 
 
 def add_ingest_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -4,9 +4,9 @@ One batch is one pass: a fetch of up to `batch` messages, one columnar check
 (watchkeeper.ingest.events), one commit (watchkeeper.ingest.writer: parts, dedupe index, dead
 letters, live detector state and alerts in one transaction), one acknowledgement of every
 message of the batch (stored, duplicate or dead-lettered alike: each has been dealt with for
-good). The next batch is fetched while one is stored (see `run`). A stop request (SIGTERM,
-SIGINT) lets the batch in hand finish; a SIGKILL at any point
-loses nothing, since nothing is acknowledged before it is stored.
+good). The next batch is fetched and checked while one is committed (see `run`). A stop request
+(SIGTERM, SIGINT) lets the batches in hand finish; a SIGKILL at any point loses nothing, since
+nothing is acknowledged before it is stored.
 
 References are read from the monitoring store when the consumer starts and again every
 `refresh` seconds, so a model registered meanwhile is taken without a restart.
@@ -32,7 +32,7 @@ from watchkeeper.messages import one_line
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 20_000
 DEFAULT_WAIT = 0.2        # seconds a fetch waits for its first message: the bound on an alert's batching delay
 REFRESH_SECONDS = 60.0
 PROGRESS_SECONDS = 10.0
@@ -71,48 +71,55 @@ class Consumer:
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
         """Consume until `stop()` is true, or no message came for `idle_exit` seconds.
 
-        The broker is read one batch ahead: while a batch is checked and committed here, one
-        thread of its own (the only one that touches the client: nats-py's event loop is not
-        thread-safe) fetches the next, then acknowledges the batch once its commit is done. The
-        commit's fsyncs and the fetch's socket waits release the GIL, so the two overlap; a
-        batch read ahead and not stored is simply not acknowledged (redelivered, as after a kill)."""
+        Batch k is committed on a thread of its own while this one fetches and checks batch k+1,
+        then acknowledges batch k once its commit is done. Commits run one at a time in arrival
+        order, so each batch's dedupe claim sees the batches before it. The commit's SQLite
+        calls, Parquet writing and fsyncs release the GIL, so on two cores it runs beside the
+        fetch and the checks; the client is used from this thread alone (nats-py's event loop is
+        not thread-safe), and fetching here rather than on a thread of its own keeps its Python
+        work from contending for the GIL with the checks. A batch fetched and not committed is
+        simply not acknowledged (redelivered, as after a kill)."""
         self.stats.recovered_parts = self.writer.recover()
         self._refresh()
         self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
                  f"{self.stats.recovered_parts} committed parts rolled forward)")
         started = last_message = last_progress = time.monotonic()
-        with ThreadPoolExecutor(1, thread_name_prefix="ingest-io") as io:
-            ahead, acked = io.submit(self.source.fetch, self.batch, self.wait), None
-            while True:
-                messages = ahead.result()
-                idle = idle_exit is not None and time.monotonic() - last_message >= idle_exit
-                if not messages and (idle or stop()):
-                    break              # nothing is in flight: no batch read ahead is left unstored
-                if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
-                    self._refresh()
-                ahead = io.submit(self.source.fetch, self.batch, self.wait) if not stop() else _done([])
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-commit") as committer:
+            committing = None
+            while not stop():
+                messages = self.source.fetch(self.batch, self.wait)
                 if not messages:
+                    self._stored(committing)     # nothing to overlap it with
+                    committing = None
+                    if idle_exit is not None and time.monotonic() - last_message >= idle_exit:
+                        break
                     continue
                 last_message = time.monotonic()
-                self._one_batch(messages)
-                if acked is not None:
-                    acked.result()        # the previous batch's ack: its error, if any, stops the consumer here
-                acked = io.submit(self.source.ack, messages)
+                if last_message - self._refreshed >= REFRESH_SECONDS:
+                    self._stored(committing)     # the detectors' references change under no commit
+                    committing = None
+                    self._refresh()
+                checked = self.checker.check(messages)
+                day = datetime.now(timezone.utc).date().isoformat()
+                self._stored(committing)
+                committing = committer.submit(self.writer.commit, checked, day, self.live), messages
                 if last_message - last_progress >= PROGRESS_SECONDS:
                     last_progress = last_message
                     self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
                              f"{self.stats.predictions} predictions, {self.stats.labels} labels, "
                              f"{self.stats.duplicates} duplicates, {self.stats.dead_letters} dead letters")
-            if acked is not None:
-                acked.result()
+            self._stored(committing)
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
-    def _one_batch(self, messages) -> None:
-        """Check and commit a batch (the caller acknowledges it after)."""
-        checked = self.checker.check(messages)
-        day = datetime.now(timezone.utc).date().isoformat()
-        written = self.writer.commit(checked, day, self.live)
+    def _stored(self, committing: tuple[Future, list] | None) -> None:
+        """Wait for the batch being committed (its error, if any, stops the consumer here), count
+        it and acknowledge it."""
+        if committing is None:
+            return
+        commit, messages = committing
+        written = commit.result()
+        self.source.ack(messages)
         s = self.stats
         s.messages += len(messages)
         s.predictions += written.stored[INFERENCE]
@@ -135,9 +142,3 @@ class Consumer:
         self.live.references = references
         self._refreshed = time.monotonic()
 
-
-def _done(value) -> Future:
-    """A future already holding `value`: no fetch once a stop is asked for."""
-    future: Future = Future()
-    future.set_result(value)
-    return future

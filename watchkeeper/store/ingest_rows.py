@@ -35,7 +35,7 @@ class IngestRows:
         and the store must hold no row identifiers in clear (docs/security.md)."""
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         by_digest = {id_digest(i): i for i in ids}
-        digests = list(by_digest)
+        digests = sorted(by_digest)
         new: set[str] = set()
         for start in range(0, len(digests), CHUNK):
             chunk = digests[start:start + CHUNK]

@@ -167,6 +167,7 @@ ingested = sa.Table(
     sa.Column("model", sa.String(MODEL), primary_key=True),
     sa.Column("kind", sa.String(12), primary_key=True),          # "inference" | "labels"
     sa.Column("prediction_id", sa.String(200), primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 ingest_parts = sa.Table(
