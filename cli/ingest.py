@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cli import arguments as arg
 
-DEFAULT_BATCH = 20_000
+DEFAULT_BATCH = 20_000   # = watchkeeper.ingest.consumer.DEFAULT_BATCH; not imported: building the parser stays cheap
 
 
 def add_ingest_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -223,3 +223,11 @@ def test_a_bad_source_is_a_one_line_error(argv, message, tmp_path, capsys):
     assert main(["ingest", *argv, "--dir", str(tmp_path), "--store-url", store]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_command_line_default_batch_is_the_consumers():
+    """The CLI keeps its own copy (its parser must not import the consumer); the two must not drift apart."""
+    from cli import ingest as cli_ingest
+    from watchkeeper.ingest import consumer
+
+    assert cli_ingest.DEFAULT_BATCH == consumer.DEFAULT_BATCH
