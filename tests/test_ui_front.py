@@ -217,3 +217,20 @@ def test_without_an_issuer_or_on_a_public_address_without_tls_the_front_refuses_
     env["WATCHKEEPER_OIDC_JWKS_URL"] = "http://idp.example/jwks.json"
     done = subprocess.run([*WATCHKEEPER, "ui"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "must be https" in done.stderr
+
+
+def test_a_flood_of_refused_tokens_from_one_address_does_not_flood_the_trail(store_url):
+    """Each random token is 'new', so one entry per refused token would let anyone fill the audit trail."""
+    from watchkeeper.front.logins import REFUSED_PER_REMOTE, LoginAudit
+
+    store = MonitoringStore(store_url)
+    logins = LoginAudit(store, "https://idp.example")
+    for i in range(REFUSED_PER_REMOTE + 30):
+        logins.refused(f"garbage-token-{i}", "not a JWT", "203.0.113.7")
+    logins.refused("garbage-token-other", "not a JWT", "198.51.100.1")   # another address is still audited
+    refused = [e for e in store.audit_entries() if e.action == "auth.login_failed"]
+    flooder = [e for e in refused if e.details["remote"] == "203.0.113.7"]
+    assert len(flooder) == REFUSED_PER_REMOTE + 1
+    assert "not audited one by one" in flooder[-1].details["reason"] and flooder[-1].subject == "unknown"
+    assert [e.details["remote"] for e in refused][-1] == "198.51.100.1"
+    assert store.verify_audit()[1] is None

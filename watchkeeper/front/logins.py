@@ -28,6 +28,7 @@ from watchkeeper.store import MonitoringStore
 
 MAX_REMEMBERED = 100_000      # token digests kept; expired ones are dropped first
 REFUSED_MEMORY_SECONDS = 3600   # a refused token is audited again after this long
+REFUSED_PER_REMOTE = 20         # refused logins audited one by one per address and hour; then one entry says so
 SUBJECT_CHARS = 200
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class LoginAudit:
         self.store, self.issuer = store, issuer
         self._seen: dict[str, float] = {}             # sha256(token) -> until when it counts as seen
         self._roles: dict[str, str | None] | None = None   # subject -> role label at its last login
+        self._refusals: dict[str | None, tuple[float, int]] = {}   # remote -> (start of its hour, refusals)
         self._lock = threading.Lock()
 
     def accepted(self, token: str, principal: Principal, remote: str | None) -> None:
@@ -71,7 +73,14 @@ class LoginAudit:
         with self._lock:
             if not self._first_sight(token, time.time() + REFUSED_MEMORY_SECONDS):
                 return
-            claimed = _claimed_subject(token)
+            count = self._count_refusal(remote)
+            if count > REFUSED_PER_REMOTE + 1:   # random tokens are each "new": they must not flood the trail
+                return
+            if count > REFUSED_PER_REMOTE:
+                claimed, reason = None, (f"more than {REFUSED_PER_REMOTE} refused tokens from this address within "
+                                         "an hour: the rest of the hour's are not audited one by one")
+            else:
+                claimed = _claimed_subject(token)
             try:
                 record_login(self.store, claimed or "unknown", ok=False,
                              details={"issuer": self.issuer, "reason": reason, "remote": remote,
@@ -89,6 +98,17 @@ class LoginAudit:
                 self._seen.pop(next(iter(self._seen)))
         self._seen[key] = until
         return True
+
+    def _count_refusal(self, remote: str | None) -> int:
+        """How many refused tokens `remote` has sent in its current hour, this one included."""
+        now = time.time()
+        if len(self._refusals) >= MAX_REMEMBERED:
+            self._refusals = {r: w for r, w in self._refusals.items() if now - w[0] < REFUSED_MEMORY_SECONDS}
+        start, count = self._refusals.get(remote, (now, 0))
+        if now - start >= REFUSED_MEMORY_SECONDS:
+            start, count = now, 0
+        self._refusals[remote] = (start, count + 1)
+        return count + 1
 
     def _last_roles(self) -> dict[str, str | None]:
         """Each subject's role at its newest login in the trail (read once, then kept up to date)."""
