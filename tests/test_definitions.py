@@ -60,6 +60,19 @@ def test_windows_run_from_the_configured_first_day_to_the_last_or_yesterday():
     assert one.get_partition_keys() == ["2026-11-14"]
 
 
+def test_late_labels_of_the_last_windows_map_inside_the_range():
+    """A window's labels arrive up to MAX_LABEL_DELAY_DAYS later; near the last window the mapping
+    stops at it instead of asking for label days that do not exist (which would fail a backfill)."""
+    from monitoring_assets.partitions import window_partitions
+    from monitoring_assets.performance import LATE_LABELS
+
+    demo = window_partitions({"WATCHKEEPER_FIRST_WINDOW": "2026-11-01", "WATCHKEEPER_LAST_WINDOW": "2026-11-14"})
+    mapped = LATE_LABELS.partition_mapping.get_upstream_mapped_partitions_result_for_partitions(
+        demo.subset_with_partition_keys(["2026-11-12"]), demo, demo)
+    assert mapped.partitions_subset.get_partition_keys() == ["2026-11-12", "2026-11-13", "2026-11-14"]
+    assert mapped.required_but_nonexistent_subset.get_partition_keys() == []
+
+
 @pytest.mark.parametrize("environment, message", [
     ({"WATCHKEEPER_LAST_WINDOW": "2026-11"}, "WATCHKEEPER_LAST_WINDOW='2026-11': expected a day like 2026-11-14"),
     ({"WATCHKEEPER_FIRST_WINDOW": "2026-02-30"}, "WATCHKEEPER_FIRST_WINDOW='2026-02-30': expected a day"),
