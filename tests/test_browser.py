@@ -100,6 +100,7 @@ def test_drift_report_of_a_drifted_day_shows_its_table_and_plot(page, webserver)
     visit(page, f"{webserver}/assets/drift_report?view=partitions&partition={DRIFTED_DAY}", "summary")
     summary = page.locator("table").filter(has_text="share_drifted").last
     assert "diabetes_regressor" in summary.inner_text() and "dataset_drift" in summary.inner_text()
+    assert widest_table_end(page) <= page.viewport_size["width"]
     report = show_markdown(page, "report")
     assert "diabetes_regressor — dataset drift" in report.inner_text()
     table = report.locator("table").first
@@ -238,6 +239,12 @@ def test_tour_drift_pictures_fit_their_frame(page, webserver):
     assert long_numbers(text) == []
 
 
+def widest_table_end(page) -> float:
+    """Where the rightmost table of the page ends, in px: Dagster lays every metadata value out as wide
+    as the widest, so one wide table pushes them all off the page."""
+    return page.evaluate("() => Math.max(...[...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().right))")
+
+
 def test_tour_performance_tables_fit_and_flag_cbpe(page, webserver):
     """performance_metrics of the drifted day, as laid out on a 1600 px page: the `metrics` table (every
     metric with its interval, reference and CBPE estimate) and the per-model `models` table end inside
@@ -252,6 +259,7 @@ def test_tour_performance_tables_fit_and_flag_cbpe(page, webserver):
     for table in (metrics, models):
         box = table.bounding_box()
         assert box["x"] + box["width"] <= viewport, f"a table ends at {box['x'] + box['width']:.0f} px ({viewport})"
+    assert widest_table_end(page) <= viewport
     rows = [line.split("\t") for line in metrics.inner_text().splitlines()]
     assert rows[0] == ["model", "metric", "realised", "reference", "cbpe"]
     cancer = {row[1]: row for row in rows if row[0] == "breast_cancer_classifier"}
