@@ -47,7 +47,22 @@ def demo_environment(home: Path) -> dict[str, str]:
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "WATCHKEEPER_LOG_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
-    }
+    } | demo_windows(home)
+
+
+def demo_windows(home: Path) -> dict[str, str]:
+    """The daily windows of the demo in `home`: from its first to its last day with inference data,
+    so that the UI lists exactly the days that have files and none "missing" after them (a day
+    dropped in later is included when the demo is served again). Nothing while no day has data."""
+    from watchkeeper.inference_log import INFERENCE, InferenceLog
+
+    days = sorted({f.day for f in InferenceLog(home).scan(INFERENCE, "0001-01-01", "9999-12-31").files})
+    return window_range(days[0], days[-1]) if days else {}
+
+
+def window_range(first: str, last: str) -> dict[str, str]:
+    """The variables that bound the code location's daily windows (monitoring_assets/partitions.py)."""
+    return {"WATCHKEEPER_FIRST_WINDOW": first, "WATCHKEEPER_LAST_WINDOW": last}
 
 
 def demo_secret(home: Path, name: str) -> str:
@@ -138,8 +153,11 @@ def prepare_folder(home: Path) -> None:
 
 def build_demo(home: Path) -> dict:
     """Build the demo in `home` from scratch and return its summary."""
+    from watchkeeper.demo import demo_days
+
     prepare_folder(home)
-    os.environ.update(demo_environment(home))
+    days = demo_days()      # the windows are the days about to be replayed
+    os.environ.update(demo_environment(home) | window_range(days[0].isoformat(), days[-1].isoformat()))
     demo_endpoint_secrets(home)
     (home / "dagster_home").mkdir(parents=True)
     shutil.copy(PROJECT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
@@ -148,7 +166,7 @@ def build_demo(home: Path) -> dict:
 
     from cli.location_sensors import LocationSensors
     from cli.summary import summarize
-    from watchkeeper.demo import Simulator, demo_days, train_and_register
+    from watchkeeper.demo import Simulator, train_and_register
     from watchkeeper.demo.feast_model import FeastDemo
 
     tracking_uri = os.environ["WATCHKEEPER_MLFLOW_URI"]

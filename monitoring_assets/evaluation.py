@@ -89,6 +89,10 @@ def data_version(key: dg.AssetKey, outcomes: list[ModelWindow]) -> dg.DataVersio
 
 
 def lineage_metadata(outcomes: list[ModelWindow]) -> dict:
+    """Each model's versions, and the engine's code version once: it is the same for every model of
+    a run, and a column of it would make this the widest table of the page (Dagster widens every
+    metadata value to the widest, pushing the metrics table off a 1600 px page)."""
     rows = [{"model": o.model, "revision": o.revision or "", **o.lineage.to_dict()} for o in outcomes]
     return {"lineage": dg.MetadataValue.md(markdown_table(
-        rows, ["model", "model_version", "data_version", "profile_version", "code_version", "revision"]))}
+                rows, ["model", "model_version", "data_version", "profile_version", "revision"])),
+            "code_version": code_version()}

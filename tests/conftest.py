@@ -84,6 +84,12 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
     """(demo folder, JSON summary) of `watchkeeper demo --headless --format json`. With
     WATCHKEEPER_TEST_DEMO=DIR (a demo built by this code, its summary in DIR.json) a copy of it is
     used instead of a new build: for iterating on one test, never in CI."""
+    # The windows are read once per process, when the code location is first imported: read them
+    # now, before a test sets a demo's environment (its windows end at the demo's last day), so that
+    # what runs in this process accepts any day a test feeds. Served code locations read the demo's
+    # own range (tests/test_demo_history.py, tests/test_browser.py).
+    import monitoring_assets.partitions  # noqa: F401
+
     home = tmp_path_factory.mktemp("demo")
     built = os.environ.get("WATCHKEEPER_TEST_DEMO")
     if built:
@@ -99,6 +105,15 @@ def demo(tmp_path_factory) -> tuple[Path, dict]:
 # column, gets strings in a numeric column and 40% nulls in a third (tests/test_quality.py).
 BROKEN_DAY, BROKEN_MODEL = "2026-11-15", "diabetes_regressor"
 DROPPED, STRINGS, NULLS = "s5", "bp", "bmi"
+
+
+def next_day_environment(home: Path) -> dict[str, str]:
+    """The demo's environment with its windows extended through BROKEN_DAY: tests that feed the
+    demo one more day are a deployment whose windows moved on (the demo's own end at its last day)."""
+    from cli.demo import demo_environment, window_range
+
+    environment = demo_environment(home)
+    return environment | window_range(environment["WATCHKEEPER_FIRST_WINDOW"], BROKEN_DAY)
 
 
 @dataclass(frozen=True)
@@ -117,13 +132,13 @@ def broken_day(demo, tmp_path_factory) -> BrokenDay:
     inference sensor, ticked the daemon's way on the copy's instance. The sensor is turned on with
     the cursor the replay stored, as a user turning it on after the demo does: its first tick must
     launch nothing."""
-    from cli.demo import PROJECT, demo_environment
+    from cli.demo import PROJECT
     from cli.location_sensors import LocationSensors
     from watchkeeper.inference_log import InferenceLog
 
     home = demo_copy(demo[0], tmp_path_factory.mktemp("broken_day") / "demo")
     with pytest.MonkeyPatch.context() as env:
-        for name, value in demo_environment(home).items():
+        for name, value in next_day_environment(home).items():
             env.setenv(name, value)
         with LocationSensors(home / "dagster_home", PROJECT / "workspace.yaml") as sensors:
             rerun = len(sensors.tick("inference_sensor"))

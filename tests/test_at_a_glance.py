@@ -87,3 +87,28 @@ def test_demo_verdicts_read_as_sentences_naming_features_and_causes(demo):
         assert re.search(r"The .+? detector .* at prediction \d+ \(\d{4}-\d\d-\d\d \d\d:\d\d\), error rate [\d.]+ before and [\d.]+ after",
                          concept[0]["detail"])
     assert all(m["scorecard"] for m in summary["models"]), "every model has a scorecard, wine_classifier too"
+
+
+def test_cbpe_is_called_blind_only_where_the_realised_interval_contradicts_it():
+    """Concept drift (realised 0.605 [0.561, 0.65], CBPE 0.965) is marked and noted; a perfect window
+    (realised [1, 1], CBPE 0.998) is not: two points are no disagreement."""
+    from types import SimpleNamespace
+
+    from monitoring_assets.performance import CBPE_BLIND, metadata
+    from watchkeeper.performance import MetricValue
+
+    def outcome(model: str, realised: MetricValue, estimate: float) -> SimpleNamespace:
+        metrics = SimpleNamespace(realised=[realised], estimated=[MetricValue("accuracy", estimate, None, None)],
+                                  segments=[], n_labelled=300, n_rows=337)
+        return SimpleNamespace(model=model, metrics=metrics, reference=SimpleNamespace(
+            primary_metric="accuracy", metrics={"accuracy": MetricValue("accuracy", 0.959, None, None)}))
+
+    found = metadata("2026-11-08", [outcome("drifted", MetricValue("accuracy", 0.605, 0.561, 0.65), 0.965),
+                                    outcome("perfect", MetricValue("accuracy", 1.0, 1.0, 1.0), 0.998)])
+    metrics = {r.data["model"]: r.data for r in found["metrics"].value.records}
+    models = {r.data["model"]: r.data for r in found["models"].value.records}
+    assert metrics["drifted"] == {"model": "drifted", "metric": "accuracy", "realised": "0.605 [0.561, 0.65]",
+                                  "reference": "0.959", "cbpe": "0.965*"}
+    assert metrics["perfect"]["cbpe"] == "0.998"
+    assert models == {"drifted": {"model": "drifted", "labelled": "300 / 337 (89%)", "note": CBPE_BLIND},
+                      "perfect": {"model": "perfect", "labelled": "300 / 337 (89%)", "note": ""}}

@@ -12,7 +12,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import demo_copy, replayed_day
+from conftest import demo_copy, next_day_environment, replayed_day
 from watchkeeper.demo import load_dataset
 
 PLANTED_AGE = 0.0123456789012345       # mid-range for the scaled `age`: only rounding hides it
@@ -72,7 +72,6 @@ def planted(demo, tmp_path_factory):
     through the real inference sensor and the runs it requests on the copy's Dagster instance."""
     import dagster as dg
 
-    from cli.demo import demo_environment
     from sensor_driver import SensorDriver
     from watchkeeper.inference_log import INFERENCE, InferenceLog
     from watchkeeper.security.sealed_files import write_parquet
@@ -81,7 +80,7 @@ def planted(demo, tmp_path_factory):
     day = "2026-11-15"
     spans = _recorded_spans()
     with pytest.MonkeyPatch.context() as env:
-        for name, value in demo_environment(home).items():
+        for name, value in next_day_environment(home).items():
             env.setenv(name, value)
         env.setenv("WATCHKEEPER_LOG_LEVEL", "INFO")             # every evaluation step's log line
         from definitions import defs

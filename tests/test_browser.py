@@ -100,6 +100,7 @@ def test_drift_report_of_a_drifted_day_shows_its_table_and_plot(page, webserver)
     visit(page, f"{webserver}/assets/drift_report?view=partitions&partition={DRIFTED_DAY}", "summary")
     summary = page.locator("table").filter(has_text="share_drifted").last
     assert "diabetes_regressor" in summary.inner_text() and "dataset_drift" in summary.inner_text()
+    assert widest_table_end(page) <= page.viewport_size["width"]
     report = show_markdown(page, "report")
     assert "diabetes_regressor — dataset drift" in report.inner_text()
     table = report.locator("table").first
@@ -238,24 +239,44 @@ def test_tour_drift_pictures_fit_their_frame(page, webserver):
     assert long_numbers(text) == []
 
 
-NARROWEST_WIDTH = """t => { const box = document.createElement('div');
-    box.style.cssText = 'position:absolute;width:min-content'; box.appendChild(t.cloneNode(true));
-    document.body.appendChild(box); const width = box.getBoundingClientRect().width; box.remove(); return width; }"""
+def widest_table_end(page) -> float:
+    """Where the rightmost table of the page ends, in px: Dagster lays every metadata value out as wide
+    as the widest, so one wide table pushes them all off the page."""
+    return page.evaluate("() => Math.max(...[...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().right))")
 
 
-def test_tour_performance_table_fits_and_flags_cbpe(page, webserver):
+def test_tour_performance_tables_fit_and_flag_cbpe(page, webserver):
+    """performance_metrics of the drifted day, as laid out on a 1600 px page: the `metrics` table (every
+    metric with its interval, reference and CBPE estimate) and the per-model `models` table end inside
+    the page; only the concept-drifted model is noted as one CBPE cannot see. Its partitions are the
+    days with data: none is "missing"."""
     visit(page, f"{webserver}/assets/performance_metrics?view=partitions&partition={DRIFTED_DAY}", "metrics")
-    table = page.locator("table").filter(has_text="cbpe").last
-    table.wait_for()
+    metrics = page.locator("table").filter(has=page.get_by_text("cbpe", exact=True)).last
+    models = page.locator("table").filter(has=page.get_by_text("labelled", exact=True)).last
+    models.wait_for()
     snap(page, "6_performance_metrics")
-    # Dagster sizes every metadata value to the widest entry of the event (today the `lineage` table of
-    # 16-digit versions pushes the column past a 1600 px page); what this table controls is how
-    # narrow it can be laid out, and at that width it must fit where it starts.
-    viewport, box = page.viewport_size["width"], table.bounding_box()
-    narrowest = table.evaluate(NARROWEST_WIDTH)
-    assert box["x"] + narrowest <= viewport, f"the metrics table needs {narrowest} px from x={box['x']} ({viewport})"
-    assert "CBPE is blind to concept drift" in table.inner_text()
+    viewport = page.viewport_size["width"]
+    for table in (metrics, models):
+        box = table.bounding_box()
+        assert box["x"] + box["width"] <= viewport, f"a table ends at {box['x'] + box['width']:.0f} px ({viewport})"
+    assert widest_table_end(page) <= viewport
+    rows = [line.split("\t") for line in metrics.inner_text().splitlines()]
+    assert rows[0] == ["model", "metric", "realised", "reference", "cbpe"]
+    cancer = {row[1]: row for row in rows if row[0] == "breast_cancer_classifier"}
+    assert {"accuracy", "precision", "recall", "f1", "roc_auc"} <= set(cancer)
+    assert cancer["accuracy"][4].endswith("*") and all(row[3] != "-" for row in cancer.values())
+    noted = [line.split("\t")[0] for line in models.inner_text().splitlines() if "CBPE is blind to concept drift" in line]
+    assert noted == ["breast_cancer_classifier"]
+    page.get_by_text("Missing (0)", exact=True).wait_for()
     assert long_numbers(page.inner_text("body")) == []
+
+
+def test_window_partitions_are_the_days_with_data(webserver):
+    """The served demo (its 14 days and the broken day) has those days as windows and no later one."""
+    query = '{ assetNodeOrError(assetKey: {path: ["performance_metrics"]}) { ... on AssetNode { partitionKeys } } }'
+    answer = requests.post(f"{webserver}/graphql", json={"query": query}, timeout=60).json()
+    days = [f"2026-11-{d:02d}" for d in range(1, 15)] + [BROKEN_DAY]
+    assert answer["data"]["assetNodeOrError"]["partitionKeys"] == days
 
 
 def test_tour_alerts_of_the_drifted_day_after_label_refreshes(page, webserver):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import demo_copy, replayed_day
+from conftest import demo_copy, next_day_environment, replayed_day
 from crash_location import POINTS
 from watchkeeper.store.audit_rows import verify_trail
 
@@ -37,10 +37,9 @@ def evaluate(home, monkeypatch, crash_at: str | None) -> tuple[bool, list[str]]:
     """The day evaluated in a fresh multiprocess run; (run succeeded, step events) afterwards."""
     import dagster as dg
 
-    from cli.demo import demo_environment
     from watchkeeper.inference_log import INFERENCE, InferenceLog
 
-    for name, value in demo_environment(home).items():   # the demo's keys read its sealed files
+    for name, value in next_day_environment(home).items():   # the demo's keys read its sealed files
         monkeypatch.setenv(name, value)
     log = InferenceLog(home)
     for model, frame in replayed_day(log, DAY).items():

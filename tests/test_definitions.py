@@ -45,6 +45,49 @@ def test_partitioning_models_and_daily_windows():
             assert partitions.get_cron_schedule() == "0 0 * * *", name
 
 
+def test_windows_run_from_the_configured_first_day_to_the_last_or_yesterday():
+    from datetime import datetime, timedelta, timezone
+
+    from monitoring_assets.partitions import window_partitions
+
+    demo = window_partitions({"WATCHKEEPER_FIRST_WINDOW": "2026-11-01", "WATCHKEEPER_LAST_WINDOW": "2026-11-14"})
+    assert demo.get_partition_keys() == [f"2026-11-{d:02d}" for d in range(1, 15)]
+    live = window_partitions({"WATCHKEEPER_FIRST_WINDOW": "2026-10-30"})
+    assert live.get_first_partition_key() == "2026-10-30"
+    assert live.get_last_partition_key() == (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
+    assert window_partitions({}).get_first_partition_key() == "2026-11-01"
+    one = window_partitions({"WATCHKEEPER_FIRST_WINDOW": "2026-11-14", "WATCHKEEPER_LAST_WINDOW": "2026-11-14"})
+    assert one.get_partition_keys() == ["2026-11-14"]
+
+
+def test_late_labels_of_the_last_windows_map_inside_the_range():
+    """A window's labels arrive up to MAX_LABEL_DELAY_DAYS later; near the last window the mapping
+    stops at it instead of asking for label days that do not exist (which would fail a backfill)."""
+    from monitoring_assets.partitions import window_partitions
+    from monitoring_assets.performance import LATE_LABELS
+
+    demo = window_partitions({"WATCHKEEPER_FIRST_WINDOW": "2026-11-01", "WATCHKEEPER_LAST_WINDOW": "2026-11-14"})
+    mapped = LATE_LABELS.partition_mapping.get_upstream_mapped_partitions_result_for_partitions(
+        demo.subset_with_partition_keys(["2026-11-12"]), demo, demo)
+    assert mapped.partitions_subset.get_partition_keys() == ["2026-11-12", "2026-11-13", "2026-11-14"]
+    assert mapped.required_but_nonexistent_subset.get_partition_keys() == []
+
+
+@pytest.mark.parametrize("environment, message", [
+    ({"WATCHKEEPER_LAST_WINDOW": "2026-11"}, "WATCHKEEPER_LAST_WINDOW='2026-11': expected a day like 2026-11-14"),
+    ({"WATCHKEEPER_FIRST_WINDOW": "2026-02-30"}, "WATCHKEEPER_FIRST_WINDOW='2026-02-30': expected a day"),
+    ({"WATCHKEEPER_FIRST_WINDOW": "20261101"}, "WATCHKEEPER_FIRST_WINDOW='20261101': expected a day"),
+    ({"WATCHKEEPER_FIRST_WINDOW": "2026-11-05", "WATCHKEEPER_LAST_WINDOW": "2026-11-04"},
+     "WATCHKEEPER_LAST_WINDOW=2026-11-04 is before WATCHKEEPER_FIRST_WINDOW=2026-11-05"),
+])
+def test_a_bad_window_range_is_one_line_naming_the_variable(environment, message):
+    from monitoring_assets.partitions import window_partitions
+
+    with pytest.raises(ValueError) as raised:
+        window_partitions(environment)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
 def test_every_asset_is_described_owned_and_tagged():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():

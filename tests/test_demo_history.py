@@ -4,11 +4,16 @@ afterwards starts nothing until a new file lands, and then only what that file n
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 from dagster._core.definitions.run_request import InstigatorType
 
-from conftest import demo_copy, replayed_day
+from conftest import ROOT, demo_copy, replayed_day
 
 pytestmark = pytest.mark.slow
 SENSORS = {"registry_sensor", "inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor",
@@ -37,7 +42,22 @@ def test_replayed_days_are_sensor_runs_of_the_location_jobs(demo):
             assert instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1), f"{name} has ticks"
 
 
+def test_the_served_demo_has_exactly_its_days_as_windows(demo):
+    """The code location as `watchkeeper demo --serve` loads it lists the demo's days and no later day
+    (which the UI would show as "missing" though no file could exist for it)."""
+    from cli.demo import demo_environment
+
+    code = "import json; from monitoring_assets.partitions import daily_windows as w; print(json.dumps(w.get_partition_keys()))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **demo_environment(demo[0])},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == DEMO_DAYS
+
+
 def test_sensors_turned_on_start_nothing_then_exactly_what_a_new_file_needs(demo, tmp_path, monkeypatch):
+    """Turned on after the demo, the sensors start nothing. A file of the day after the demo waits for
+    its window; once the windows run through that day (served again, or a live deployment), it starts
+    exactly the runs it needs."""
     from cli.demo import PROJECT, demo_environment
     from cli.location_sensors import LocationSensors
     from watchkeeper.inference_log import INFERENCE, InferenceLog
@@ -48,9 +68,13 @@ def test_sensors_turned_on_start_nothing_then_exactly_what_a_new_file_needs(demo
     with LocationSensors(home / "dagster_home", PROJECT / "workspace.yaml") as sensors:
         idle = [r for _ in range(2) for name in sorted(SENSORS) for r in sensors.tick(name)]
         assert idle == [], [f"{r.job_name}[{r.tags.get('dagster/partition')}]" for r in idle]
-
         frame = replayed_day(InferenceLog(home), NEW_DAY)[NEW_MODEL]
         frame.to_parquet(home / INFERENCE / NEW_MODEL / f"{NEW_DAY}.parquet", index=False)
+        assert sensors.tick("inference_sensor") == [], "no window for the day after the demo's last yet"
+
+    for name, value in demo_environment(home).items():   # served again: its windows end at the new day
+        monkeypatch.setenv(name, value)
+    with LocationSensors(home / "dagster_home", PROJECT / "workspace.yaml") as sensors:
         by_sensor = {name: [] for name in SENSORS}
         for _ in range(2):
             for name in ("inference_sensor", "scorecard_sensor", "retraining_sensor", "alert_delivery_sensor",

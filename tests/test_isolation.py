@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import demo_copy, inference_cursor, replayed_day
+from conftest import demo_copy, inference_cursor, next_day_environment, replayed_day
 
 pytestmark = pytest.mark.slow
 DAY = "2026-11-15"
@@ -100,7 +100,7 @@ def hostile_day(demo, tmp_path_factory):
     """))
     with pytest.MonkeyPatch.context() as env:
         env.syspath_prepend(str(plugin))
-        for name, value in demo_environment(home).items():
+        for name, value in next_day_environment(home).items():
             env.setenv(name, value)
         hostile = dg.Definitions(assets=ASSETS, jobs=JOBS, sensors=SENSORS,
                                  resources={**defs.resources,

@@ -100,8 +100,8 @@ def test_the_lineage_carries_the_rows_version_and_the_code_version(fleet):  # no
     assert rerun == oldest and newest != rerun                # same rows, same version; one row changed, new one
     assert health[0] != health[1]
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("model_health")]
-    lineage = event.materialization.metadata["lineage"].value
-    assert "victim" in lineage and code_version() in lineage
+    metadata = event.materialization.metadata
+    assert "victim" in metadata["lineage"].value and metadata["code_version"].value == code_version()
     specs = {spec.key.to_user_string(): spec for spec in evaluate_models.specs}
     assert specs["production_window"].code_version == code_version()
 

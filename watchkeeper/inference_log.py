@@ -174,7 +174,7 @@ class InferenceLog:
         day = entry.name.removesuffix(SUFFIX)
         if entry.is_symlink() and not self._inside(Path(entry.path)):   # its folder is known to be inside
             return LINK_OUT
-        if not entry.name.endswith(SUFFIX) or not _is_date(day):
+        if not entry.name.endswith(SUFFIX) or not is_day(day):
             return "a nested folder" if entry.is_dir() else f"not named YYYY-MM-DD{SUFFIX}"
         if day < first:
             return f"dated before the first window, {first}"
@@ -314,7 +314,7 @@ def _as_utc(timestamps: pd.Series) -> pd.Series:
     return pd.to_datetime(timestamps, utc=True, errors="coerce", format="mixed")
 
 
-def _is_date(text: str) -> bool:
+def is_day(text: str) -> bool:
     """Whether `text` is a real calendar day written YYYY-MM-DD (not 2026-02-30, not 20261105)."""
     try:
         return date.fromisoformat(text).isoformat() == text
