@@ -141,6 +141,26 @@ def test_resamples_equal_sklearn_with_counts_as_sample_weight():
             sklearn_regression(yr, predr, w), rel=1e-9)
 
 
+def test_resamples_equal_sklearn_with_distinct_scores():
+    """Continuous scores (no ties, the usual case) take the ranked metrics' shortcut: still sklearn's."""
+    rng = np.random.default_rng(5)
+    counts = rng.multinomial(300, np.full(300, 1 / 300), size=4).astype(float)
+    y = rng.integers(0, 2, 300)
+    p1 = 1 / (1 + np.exp(-(1.5 * (2 * y - 1) + rng.normal(size=300))))
+    p = (p1 > 0.5).astype(int)
+    binary = weighted_metrics(BINARY, y, p, np.c_[1 - p1, p1], [0, 1], np.vstack([np.ones(300), counts]))
+    y3, _, _ = multiclass_data(300, seed=5)
+    logits = 1.2 * np.eye(3)[y3] + rng.normal(size=(300, 3))
+    proba3 = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    multi = weighted_metrics(MULTICLASS, y3, proba3.argmax(axis=1), proba3, [0, 1, 2], counts)
+    for b, w in enumerate(counts):
+        assert {k: binary[k][b + 1] for k in METRIC_NAMES[BINARY]} == pytest.approx(
+            sklearn_binary(y, p, p1, w), **EXACT)
+        assert {k: multi[k][b] for k in METRIC_NAMES[MULTICLASS]} == pytest.approx(
+            sklearn_multiclass(y3, proba3.argmax(axis=1), proba3, w), **EXACT)
+    assert {k: binary[k][0] for k in METRIC_NAMES[BINARY]} == pytest.approx(sklearn_binary(y, p, p1), **EXACT)
+
+
 def test_binary_default_positive_is_larger_label():
     y, pred = np.array([0, 1, 1, 0, 1]), np.array([0, 1, 0, 0, 0])
     m = as_dict(compute_metrics(BINARY, y, pred))

@@ -248,27 +248,76 @@ def _probability_metrics(t, k, proba, weights, binary) -> dict[str, np.ndarray]:
     n, onehot = len(t), np.eye(k)[t]
     row_log_loss = -np.log(np.clip(proba[np.arange(n), t], _EPS, 1 - _EPS))
     row_brier = ((onehot - proba) ** 2).sum(axis=1) * (0.5 if binary else 1.0)
-    groups = [_tie_groups(proba[:, c], onehot[:, c], weights) for c in ([1] if binary else range(k))]
-    stats = {"log_loss": weights @ row_log_loss / n, "brier": weights @ row_brier / n,
-             "roc_auc": np.mean([_auc_of_groups(*g) for g in groups], axis=0)}
+    log_loss, brier = (weights @ np.c_[row_log_loss, row_brier]).T / n   # one pass over the weights
+    ranked = [_ranked_metrics(proba[:, c], t == c, weights, precision=binary) for c in ([1] if binary else range(k))]
+    stats = {"log_loss": log_loss, "brier": brier, "roc_auc": np.mean([auc for auc, _ in ranked], axis=0)}
     if binary:
-        stats["pr_auc"] = _average_precision_of_groups(*groups[0])
+        stats["pr_auc"] = ranked[0][1]
     return stats
 
 
-def batch_confusion(t: np.ndarray, p: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """(B, k, k) confusion matrices [batch, true, pred] from one bincount.
+def _ranked_metrics(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray,
+                    precision: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """ROC AUC and (when `precision`) average precision of `scores` for hard 0/1 labels `positive`,
+    once per row of `weights` (B, n), ties as sklearn counts them.
 
-    Either `weights` (B, n) carries the batch axis (bootstrap counts over fixed labels) or
-    `t` does (B, n simulated label sets, unit weights).
+    Positives and negatives are each sorted once by descending score, and every weight row gets
+    one cumulative sum of each; a positive with score s then reads, from the negatives' sums, the
+    negative weight scoring above s and at s or above (two bounds that coincide without ties):
+    AUC = 1 - sum_pos w (above + at_or_above) / 2 / (P N) (a tied pair counts one half), and
+    AP = sum_pos w TP(>= s) / (TP(>= s) + FP(>= s)) / P, sklearn's sum over thresholds of the
+    recall gain times the precision. That is a few passes over half the weight matrix each,
+    instead of cumulative sums over every row for every quantity. NaN where P or N is zero.
     """
-    cells = np.atleast_2d(t * k + p)
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
+    pos, neg = pos[np.argsort(-scores[pos], kind="stable")], neg[np.argsort(-scores[neg], kind="stable")]
+    down_pos, down_neg = -scores[pos], -scores[neg]   # ascending: what searchsorted reads
+    w = weights[:, pos]
+    cum_pos, cum_neg = _cumulative(w), _cumulative(weights[:, neg])
+    total_pos, total_neg = cum_pos[:, -1], cum_neg[:, -1]
+    above = np.searchsorted(down_neg, down_pos, side="left")
+    at_or_above = np.searchsorted(down_neg, down_pos, side="right")
+    neg_at_or_above = cum_neg[:, at_or_above]
+    beaten = np.einsum("ij,ij->i", w, neg_at_or_above)   # pairs a negative ranks at or above the positive
+    if not np.array_equal(above, at_or_above):          # ties: a tied pair counts one half
+        beaten = (beaten + np.einsum("ij,ij->i", w, cum_neg[:, above])) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = 1 - beaten / (total_pos * total_neg)
+        if not precision:
+            return auc, None
+        ranked = np.searchsorted(down_pos, down_pos, side="right")   # positives at or above each one's score
+        tp = cum_pos[:, 1:] if np.array_equal(ranked, np.arange(1, len(pos) + 1)) else cum_pos[:, ranked]
+        predicted = tp + neg_at_or_above
+        share = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        return auc, np.einsum("ij,ij->i", w, share) / total_pos
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """(B, m + 1) running sums of each row of `weights` (B, m), a column of zeros first."""
+    out = np.zeros((weights.shape[0], weights.shape[1] + 1))
+    np.cumsum(weights, axis=1, out=out[:, 1:])
+    return out
+
+
+def batch_confusion(t: np.ndarray, p: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(B, k, k) confusion matrices [batch, true, pred] as matrix products (BLAS, one pass over the batch).
+
+    Either `weights` (B, n) carries the batch axis (bootstrap counts over fixed labels: the weights
+    times each row's one-hot cell) or `t` does (B, n simulated label sets, unit weights: each true
+    class's indicator times the one-hot predictions; the last class's row is what the others leave).
+    """
+    n = len(p)
     if weights is not None:
-        cells = np.broadcast_to(cells, weights.shape)
-    b = cells.shape[0]
-    flat = (np.arange(b)[:, None] * (k * k) + cells).ravel()
-    return np.bincount(flat, weights=None if weights is None else weights.ravel(),
-                       minlength=b * k * k).reshape(b, k, k)
+        cells = np.zeros((n, k * k))
+        cells[np.arange(n), t * k + p] = 1.0
+        return (weights @ cells).reshape(-1, k, k)
+    t = np.atleast_2d(t)
+    predicted = np.eye(k)[p]
+    cm = np.empty((len(t), k, k))
+    for c in range(k - 1):
+        cm[:, c] = (t == c).astype(float) @ predicted
+    cm[:, k - 1] = predicted.sum(axis=0) - cm[:, :k - 1].sum(axis=1)
+    return cm
 
 
 def confusion_scores(cm: np.ndarray, binary: bool) -> dict[str, np.ndarray]:
@@ -338,11 +387,3 @@ def _auc_of_groups(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     below = np.cumsum(neg, axis=1) - neg
     with np.errstate(divide="ignore", invalid="ignore"):
         return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
-
-
-def _average_precision_of_groups(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """sklearn's average precision: sum over thresholds (descending) of recall gain x precision."""
-    pos, neg = pos[:, ::-1], neg[:, ::-1]
-    tp, predicted = np.cumsum(pos, axis=1), np.cumsum(pos + neg, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (pos * np.where(predicted > 0, tp / predicted, 0.0)).sum(axis=1) / tp[:, -1]
