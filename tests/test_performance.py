@@ -18,7 +18,8 @@ from watchkeeper.performance import (
     compute_metrics,
     confusion_matrix,
     is_degraded,
-    labelled_auc,
+    midranks,
+    rank_sum_auc,
     segment_metrics,
     weighted_metrics,
 )
@@ -313,12 +314,12 @@ def test_large_window_runs_vectorised():
 
 
 @pytest.mark.parametrize("decimals", [None, 2])   # continuous scores, and scores with many ties
-def test_labelled_auc_equals_sklearn_per_row(decimals):
+def test_rank_sum_auc_equals_sklearn_per_row(decimals):
     rng = np.random.default_rng(4)
     scores = rng.random(1500) if decimals is None else np.round(rng.random(1500), decimals)
     labels = rng.random((30, 1500)) < scores
     labels[0] = False   # a row without positives: undefined, as sklearn refuses it
-    aucs = labelled_auc(scores, labels)
+    aucs = rank_sum_auc(labels.astype(float) @ midranks(scores), labels.sum(axis=1), len(scores))
     assert np.isnan(aucs[0])
     assert aucs[1:] == pytest.approx([skm.roc_auc_score(row, scores) for row in labels[1:]], abs=1e-12)
     assert aucs[1:] == pytest.approx(batch_auc(scores, labels[1:].astype(float)), abs=1e-12)

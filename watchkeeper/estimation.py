@@ -45,8 +45,9 @@ from watchkeeper.performance import (
     batch_confusion,
     confusion_scores,
     encode_labels,
-    labelled_auc,
+    midranks,
     percentile_interval,
+    rank_sum_auc,
     validate_proba,
 )
 
@@ -177,9 +178,7 @@ class CBPE:
         expected_cm = np.stack([np.bincount(pred, weights=cal[:, c], minlength=k) for c in range(k)])
         points = confusion_scores(expected_cm[None], binary)
         points["roc_auc"] = self._auc(proba, lambda scores, c: batch_auc(scores, cal[None, :, c]))
-        drawn = self._draw_labels(proba, np.random.default_rng(self.seed))
-        boots = confusion_scores(batch_confusion(drawn, pred, k), binary)
-        boots["roc_auc"] = self._auc(proba, lambda scores, c: labelled_auc(scores, drawn == c))
+        boots = self._drawn_metrics(proba, pred, self._draw_labels(proba, np.random.default_rng(self.seed)))
         return [percentile_interval(name, float(points[name][0]), boots[name], self.confidence)
                 for name in ESTIMATED_METRICS]
 
@@ -214,6 +213,22 @@ class CBPE:
             return scores[None]
         return calibrator.interpolate(scores, calibrator.rate[None] if rates is None else rates)
 
+    def _drawn_metrics(self, proba: np.ndarray, pred: np.ndarray, drawn: np.ndarray) -> dict[str, np.ndarray]:
+        """The metrics of every drawn label set (B, n). For each scored class, its indicator times
+        [the one-hot predictions, the class's score midranks] is one matrix product: that class's
+        row of every confusion matrix and every rank sum for its AUC. Binary scores the positive
+        class only; the negative row is what it leaves of each predicted class."""
+        k, n = len(self.classes_), len(pred)
+        predicted = np.eye(k)[pred]
+        cm, aucs = np.empty((len(drawn), k, k)), []
+        for c in self._columns():
+            products = (drawn == c).astype(float) @ np.c_[predicted, midranks(proba[:, c])]
+            cm[:, c] = products[:, :k]
+            aucs.append(rank_sum_auc(products[:, k], products[:, :k].sum(axis=1), n))
+        if k == 2:
+            cm[:, 0] = predicted.sum(axis=0) - cm[:, 1]
+        return confusion_scores(cm, binary=k == 2) | {"roc_auc": np.mean(aucs, axis=0)}
+
     def _draw_labels(self, proba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(n_boot, n) class indices: each draw takes a calibration from its posterior, then one label
         per row from it. Two passes over the classes (normaliser, then cumulative shares) keep
@@ -221,7 +236,7 @@ class CBPE:
         rates = [None if cal is None else cal.draw_rates(self.n_boot, rng) for cal in self.calibrators_]
         u = rng.random((self.n_boot, len(proba)))
         if len(self.classes_) == 2:
-            return (u < self._column(proba, 0, rates[0])).astype(np.int64)
+            return (u < self._column(proba, 0, rates[0])).view(np.int8)   # 0/1 without a copy
         column = [lambda i=i: _floor(self._column(proba, i, rates[i])) for i in range(len(self.classes_))]
         total = sum(c() for c in column)
         labels, cumulative = np.zeros(u.shape, dtype=np.int64), np.zeros(u.shape)

@@ -299,25 +299,13 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def batch_confusion(t: np.ndarray, p: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """(B, k, k) confusion matrices [batch, true, pred] as matrix products (BLAS, one pass over the batch).
-
-    Either `weights` (B, n) carries the batch axis (bootstrap counts over fixed labels: the weights
-    times each row's one-hot cell) or `t` does (B, n simulated label sets, unit weights: each true
-    class's indicator times the one-hot predictions; the last class's row is what the others leave).
-    """
+def batch_confusion(t: np.ndarray, p: np.ndarray, k: int, weights: np.ndarray) -> np.ndarray:
+    """(B, k, k) confusion matrices [batch, true, pred], one per row of `weights` (B, n): the weights
+    times each row's one-hot cell, one matrix product (BLAS, one pass over the weights)."""
     n = len(p)
-    if weights is not None:
-        cells = np.zeros((n, k * k))
-        cells[np.arange(n), t * k + p] = 1.0
-        return (weights @ cells).reshape(-1, k, k)
-    t = np.atleast_2d(t)
-    predicted = np.eye(k)[p]
-    cm = np.empty((len(t), k, k))
-    for c in range(k - 1):
-        cm[:, c] = (t == c).astype(float) @ predicted
-    cm[:, k - 1] = predicted.sum(axis=0) - cm[:, :k - 1].sum(axis=1)
-    return cm
+    cells = np.zeros((n, k * k))
+    cells[np.arange(n), t * k + p] = 1.0
+    return (weights @ cells).reshape(-1, k, k)
 
 
 def confusion_scores(cm: np.ndarray, binary: bool) -> dict[str, np.ndarray]:
@@ -345,21 +333,24 @@ def batch_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray | No
     return _auc_of_groups(*_tie_groups(scores, positive, weights))
 
 
-def labelled_auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """ROC AUC of fixed `scores` for each row of hard 0/1 `labels` (B, n): Mann-Whitney from the
-    scores' midranks, (rank sum of the positives - P(P+1)/2) / (P N), one matrix product for all
-    rows (no per-row sort or cumulative sum). Equal to `batch_auc` on hard labels; NaN where a row
-    lacks a positive or a negative."""
+def midranks(scores: np.ndarray) -> np.ndarray:
+    """1-based ranks of `scores`, tied scores sharing their mean rank (what Mann-Whitney sums)."""
     order = np.argsort(scores, kind="stable")
     s = scores[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     ends = np.r_[starts[1:], len(s)]
     ranks = np.empty(len(s))
-    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)   # ties share their mean rank
-    labels = np.atleast_2d(labels).astype(float)
-    positives = labels.sum(axis=1)
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
+
+
+def rank_sum_auc(rank_sums: np.ndarray, positives: np.ndarray, n: int) -> np.ndarray:
+    """ROC AUC of fixed scores for label sets given by the sum of their positives' `midranks` and
+    their number of positives among `n` rows: Mann-Whitney, (R - P(P+1)/2) / (P (n - P)). With hard
+    0/1 label rows L (B, n), `L @ midranks(scores)` gives every row's rank sum in one matrix
+    product (no per-row sort or cumulative sum). NaN where a row lacks a positive or a negative."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (labels @ ranks - positives * (positives + 1) / 2) / (positives * (len(s) - positives))
+        return (rank_sums - positives * (positives + 1) / 2) / (positives * (n - positives))
 
 
 def _tie_groups(scores, positive, weights=None) -> tuple[np.ndarray, np.ndarray]:
