@@ -68,11 +68,16 @@ def test_a_truncated_window_fails_its_model_only_and_stands_until_fixed(fleet):
 def test_a_corrupt_stored_reference_fails_its_model_only(fleet):
     store, log, _ = fleet
     with store.engine.begin() as conn:
+        good = conn.execute(sa.text("SELECT profile_json FROM profiles WHERE model = 'victim'")).scalar()
         conn.execute(sa.text("UPDATE profiles SET profile_json = '{not json' WHERE model = 'victim'"))
     outcomes = monitor(store, log).evaluate(DAY)
     assert statuses(outcomes) == {"moved": "drifted", "steady": "ok", "victim": "failed"}
     victim = next(o for o in outcomes if o.model == "victim")
     assert "not JSON" in victim.failures["reference"]
+    with store.engine.begin() as conn:                       # the reference repaired, re-run: the failure is cleared
+        conn.execute(sa.text("UPDATE profiles SET profile_json = :good WHERE model = 'victim'"), {"good": good})
+    assert statuses(monitor(store, log).evaluate(DAY))["victim"] == "ok"
+    assert store.failures("victim", DAY) == []
 
 
 def test_an_unknown_stage_is_a_one_line_error(fleet):

@@ -110,7 +110,9 @@ class WindowMonitor:
             if HEALTH in stages:
                 self._decide(outcome, None)
             return outcome
-        self.store.clear_failure(stored.model, day, REFERENCE)
+        standing = {f.stage for f in self.store.failures(stored.model, day)}   # what a success must clear
+        if REFERENCE in standing:
+            self.store.clear_failure(stored.model, day, REFERENCE)
         outcome.reference = reference
         context = StageContext(day, reference, self.store, self.log, self.config.for_model(stored.model),
                                self.features)
@@ -118,7 +120,7 @@ class WindowMonitor:
             if name == HEALTH:
                 self._decide(outcome, context)
             elif not (STAGES[name].needs_window and _empty(context.frame())):
-                self._run(STAGES[name], name, context, outcome)
+                self._run(STAGES[name], name, context, outcome, standing)
         if HEALTH not in stages:   # a verdict audits its evaluation; without one, audit the stages
             outcome.lineage = replace(outcome.lineage, data_version=_data_version(context))
             self.store.audit(EVALUATED, stored.model, self.actor.name, self.actor.run_id, day,
@@ -126,8 +128,10 @@ class WindowMonitor:
                               "lineage": outcome.lineage.to_dict()})
         return outcome
 
-    def _run(self, stage: Stage, name: str, context: StageContext, outcome: ModelWindow) -> None:
-        """One stage for one model; what it raises becomes the model's failure, nothing more."""
+    def _run(self, stage: Stage, name: str, context: StageContext, outcome: ModelWindow, standing: set[str]) -> None:
+        """One stage for one model; what it raises becomes the model's failure, nothing more. Its
+        success clears the failure it had in the store (`standing`, read once per model: a
+        transaction per stage to delete nothing was most of a healthy window's store writes)."""
         with evaluation_span(stage.span, outcome.model, outcome.version, outcome.window) as step:
             try:
                 stage.run(context, outcome, step)
@@ -135,7 +139,8 @@ class WindowMonitor:
                 step.fail(error)
                 self._record_failure(outcome, name, error)
                 return
-        self.store.clear_failure(outcome.model, outcome.window, name)
+        if name in standing:
+            self.store.clear_failure(outcome.model, outcome.window, name)
 
     def _record_failure(self, outcome: ModelWindow, stage: str, error: BaseException) -> None:
         reason = failure_reason(error)
