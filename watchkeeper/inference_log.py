@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -204,12 +204,16 @@ class InferenceLog:
         labels = pd.concat([read_file(p, LABEL_COLUMNS) for p in paths], ignore_index=True)
         return labels.drop_duplicates("prediction_id", keep="last")
 
-    def read_labels_for(self, model: str, window: str, max_delay_days: int = MAX_LABEL_DELAY_DAYS) -> pd.DataFrame:
+    def read_labels_for(self, model: str, window: str, max_delay_days: int = MAX_LABEL_DELAY_DAYS,
+                        arrivals: Callable[[str], pd.DataFrame | None] | None = None) -> pd.DataFrame:
         """The labels that can belong to one window's predictions: those that arrived on the
         window's day or up to `max_delay_days` later (one row per prediction id, newest wins).
-        Reading only those files keeps a window's cost flat as the model's history grows."""
+        Reading only those files keeps a window's cost flat as the model's history grows.
+        `arrivals` reads one day's arrivals (default: `read_arrivals`); a caller that also needs
+        a day's arrivals for itself passes a reader that keeps what it read."""
+        arrivals = arrivals or (lambda day: self.read_arrivals(model, day))
         days = pd.date_range(window, periods=max_delay_days + 1, freq="D").strftime("%Y-%m-%d")
-        frames = [f for day in days if (f := self.read_arrivals(model, day)) is not None]
+        frames = [f for day in days if (f := arrivals(day)) is not None]
         if not frames:
             return pd.DataFrame({"prediction_id": pd.Series(dtype=str), "label": pd.Series(dtype=float)})
         return pd.concat(frames, ignore_index=True).drop_duplicates("prediction_id", keep="last")

@@ -53,6 +53,7 @@ class StageContext:
     features: FeastFeatures | None = None      # the Feast repository windows of entity rows are joined from
     _frame: pd.DataFrame | None = None
     _frame_known: bool = False
+    _arrivals: dict[str, pd.DataFrame | None] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame | None:
         """The window's rows: as the window stage kept them this run, else as kept on disk before."""
@@ -67,6 +68,13 @@ class StageContext:
 
     def keep_frame(self, frame: pd.DataFrame | None) -> None:
         self._frame, self._frame_known = frame, True
+
+    def arrivals(self, day: str) -> pd.DataFrame | None:
+        """The labels that arrived on `day`, read once: performance joins them to the window,
+        concept drift feeds their errors to its detector."""
+        if day not in self._arrivals:
+            self._arrivals[day] = self.log.read_arrivals(self.reference.model, day)
+        return self._arrivals[day]
 
 
 @dataclass(frozen=True)
@@ -169,8 +177,8 @@ def performance_stage(context: StageContext, outcome: ModelWindow, step: Evaluat
     """Realised metrics over the labels that have arrived, CBPE estimates over every prediction."""
     reference, store, window = context.reference, context.store, context.frame()
     model, day = reference.model, context.day
-    joined = window.merge(context.log.read_labels_for(model, day, MAX_LABEL_DELAY_DAYS), on="prediction_id",
-                          how="inner")
+    labels = context.log.read_labels_for(model, day, MAX_LABEL_DELAY_DAYS, arrivals=context.arrivals)
+    joined = window.merge(labels, on="prediction_id", how="inner")
     step.set(rows=len(window), labelled=len(joined))
     realised = compute_metrics(reference.task, joined["label"], joined["prediction"], _proba(reference, joined),
                                reference.classes)
@@ -218,8 +226,8 @@ def segment_value(value: object) -> str:
 def concept_stage(context: StageContext, outcome: ModelWindow, step: EvaluationStep) -> None:
     """Feed the errors of the predictions whose labels arrived today, and today's predicted
     class, to the model's persisted detectors (resumed from yesterday's state)."""
-    reference, log, model, day = context.reference, context.log, context.reference.model, context.day
-    arrived = log.read_arrivals(model, day)
+    reference = context.reference
+    arrived = context.arrivals(context.day)
     errors = _errors(context, arrived) if arrived is not None else None
     predictions = _predicted_class(reference, context.frame())
     step.set(errors=0 if errors is None else len(errors))
@@ -281,8 +289,10 @@ def _alarm_times(timestamps: pd.Series, alarms: list[int], first: int) -> list[s
     """The window's timestamps as text where an alarm needs one (formatting every row's date
     was a tenth of a window's evaluation), None elsewhere."""
     rows = [a - first for a in alarms if 0 <= a - first < len(timestamps)]
-    shown = dict(zip(rows, timestamps.iloc[rows].astype(str)))
-    return [shown.get(i) for i in range(len(timestamps))]
+    times: list[str | None] = [None] * len(timestamps)
+    for row, text in zip(rows, timestamps.iloc[rows].astype(str)):
+        times[row] = text
+    return times
 
 
 # ---------------------------------------------------------------- the verdict
@@ -290,8 +300,9 @@ def _alarm_times(timestamps: pd.Series, alarms: list[int], first: int) -> list[s
 
 def judge(context: StageContext, outcome: ModelWindow) -> Verdict:
     """The model's verdict for the window, from this run's results or, for stages that did not
-    run, the stored ones. A window kept out of drift by data quality fails, saying why."""
-    blocked = outcome.drift_blocked or _stored_block(context)
+    run, the stored ones. A window kept out of drift by data quality fails, saying why (a drift
+    report made this run says it was not)."""
+    blocked = outcome.drift_blocked or (None if outcome.drift is not None else _stored_block(context))
     if blocked:
         return Verdict(FAILED, [{"signal": "data_quality", "detail": f"The window failed data quality ({blocked})."}])
     reference, store, model, day = context.reference, context.store, context.reference.model, context.day
