@@ -20,7 +20,7 @@ sum_c (p_c - [y = c])^2, in [0, 2] (Brier's original definition, sklearn >= 1.7)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -59,7 +59,7 @@ class MetricValue:
     upper: float | None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, "value": self.value, "lower": self.lower, "upper": self.upper}
 
 
 def compute_metrics(
@@ -287,8 +287,8 @@ def _ranked_metrics(scores: np.ndarray, positive: np.ndarray, weights: np.ndarra
             return auc, None
         ranked = np.searchsorted(down_pos, down_pos, side="right")   # positives at or above each one's score
         tp = cum_pos[:, 1:] if np.array_equal(ranked, np.arange(1, len(pos) + 1)) else cum_pos[:, ranked]
-        predicted = tp + neg_at_or_above
-        share = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+        share = np.add(tp, neg_at_or_above, out=neg_at_or_above)   # predicted positive at s (in place)
+        np.divide(tp, np.maximum(share, np.finfo(float).tiny, out=share), out=share)   # precision; 0 / 0 -> 0
         return auc, np.einsum("ij,ij->i", w, share) / total_pos
 
 
