@@ -32,6 +32,7 @@ from watchkeeper.feature_store import FeastFeatures
 from watchkeeper.health import FAILED, Verdict
 from watchkeeper.inference_log import InferenceInputError, InferenceLog
 from watchkeeper.lineage import EMPTY, Lineage, code_version, frame_version, profile_version
+from watchkeeper.memory import retain_freed_memory
 from watchkeeper.messages import one_line
 from watchkeeper.problems import ProblemLog
 from watchkeeper.quality import QualityResult
@@ -95,6 +96,7 @@ class WindowMonitor:
         unknown = set(stages) - set(ORDER)
         if unknown:
             raise ValueError(f"unknown stages: {', '.join(sorted(unknown))} (known: {', '.join(ORDER)})")
+        retain_freed_memory()   # the next model's arrays reuse this one's memory (watchkeeper.memory)
         references = self.store.latest_profiles()
         names = sorted(references) if models is None else [m for m in models if m in references]
         names = names if shard.whole else [m for m in names if shard.holds(m)]
