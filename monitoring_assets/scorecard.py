@@ -36,7 +36,7 @@ PROBLEM_SCHEMA = dg.TableSchema(columns=[
 def model_scorecard(context: dg.AssetExecutionContext, monitoring_store: MonitoringStoreResource,
                     alerting: AlertingResource) -> dg.MaterializeResult:
     model, store = context.partition_key, monitoring_store.store()
-    stored = store.latest_profiles().get(model)
+    stored = store.latest_profiles(lambda name: name == model).get(model)
     if stored is None:
         raise dg.Failure(f"model {model!r} has no reference profile yet")
     primary = PRIMARY_METRIC[stored.task]

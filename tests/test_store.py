@@ -40,6 +40,9 @@ def test_latest_profile_is_the_newest_version(store):
     latest = store.latest_profiles()
     assert (latest["m"].version, latest["m"].profile) == ("2", {"n_rows": 2})
     assert latest["other"].task == "regression"
+    only = store.latest_profiles(lambda model: model == "m")   # a shard's models: only theirs are read
+    assert list(only) == ["m"] and (only["m"].version, only["m"].profile) == ("2", {"n_rows": 2})
+    assert store.latest_profiles(lambda model: False) == {}
 
 
 def test_a_failure_stands_until_its_stage_succeeds(store):

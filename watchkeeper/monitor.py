@@ -97,9 +97,11 @@ class WindowMonitor:
         if unknown:
             raise ValueError(f"unknown stages: {', '.join(sorted(unknown))} (known: {', '.join(ORDER)})")
         retain_freed_memory()   # the next model's arrays reuse this one's memory (watchkeeper.memory)
-        references = self.store.latest_profiles()
-        names = sorted(references) if models is None else [m for m in models if m in references]
-        names = names if shard.whole else [m for m in names if shard.holds(m)]
+        asked = None if models is None else list(models)
+        chosen = None if asked is None else set(asked)
+        references = self.store.latest_profiles(   # only this shard's references are decoded
+            lambda model: (chosen is None or model in chosen) and (shard.whole or shard.holds(model)))
+        names = sorted(references) if asked is None else [m for m in asked if m in references]
         return [self._model(references[name], day, wanted) for name in names]
 
     def _model(self, stored: StoredProfile, day: str, stages: list[str]) -> ModelWindow:
