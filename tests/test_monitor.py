@@ -101,3 +101,22 @@ def test_a_windows_alerts_survive_a_label_refresh_and_are_shown_in_full(fleet):
     text = shown["alerts"].value
     assert "moved v1: data drift (warning)" in text and "Impacted features:" in text and "- x: " in text
     assert [a.fingerprint for a in store.window_alerts("moved", DAY)] == ["moved:1:data_drift"]
+
+
+def test_models_are_evaluated_with_one_blas_thread(fleet, monkeypatch):
+    """A window's matrix products are small: BLAS threads would only spin (3x the CPU on 2 cores)."""
+    from threadpoolctl import threadpool_info
+
+    from watchkeeper.stages import STAGES, Stage
+
+    seen = []
+    drift = STAGES["drift"]
+
+    def counting(context, outcome, step):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        drift.run(context, outcome, step)
+
+    monkeypatch.setitem(STAGES, "drift", Stage(drift.span, drift.needs_window, counting))
+    store, log, _ = fleet
+    assert statuses(monitor(store, log).evaluate(DAY)) == {"moved": "drifted", "steady": "ok", "victim": "ok"}
+    assert seen and set(seen) == {1}

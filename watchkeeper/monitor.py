@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import sqlalchemy as sa
+from threadpoolctl import threadpool_limits
 
 from watchkeeper.alerting.builder import build_alerts
 from watchkeeper.alerting.policy import Plan, Policy
@@ -102,7 +103,8 @@ class WindowMonitor:
         references = self.store.latest_profiles(   # only this shard's references are decoded
             lambda model: (chosen is None or model in chosen) and (shard.whole or shard.holds(model)))
         names = sorted(references) if asked is None else [m for m in asked if m in references]
-        return [self._model(references[name], day, wanted) for name in names]
+        with threadpool_limits(1, user_api="blas"):   # a model's matrix products are small: BLAS threads only spin
+            return [self._model(references[name], day, wanted) for name in names]
 
     def _model(self, stored: StoredProfile, day: str, stages: list[str]) -> ModelWindow:
         outcome = ModelWindow(stored.model, stored.version, day)
