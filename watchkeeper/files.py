@@ -57,6 +57,14 @@ class Source:
     def num_rows(self) -> int:
         return self.parquet.metadata.num_rows if self.parquet is not None else self.table.num_rows
 
+    @property
+    def largest_row_group(self) -> int:
+        """Rows of the largest row group: what pyarrow decodes at once (a CSV file is one group)."""
+        if self.parquet is None:
+            return self.table.num_rows
+        metadata = self.parquet.metadata
+        return max((metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)), default=0)
+
     def read(self, columns: list[str]) -> Any:
         """These columns of every row, as a pyarrow Table."""
         return self._guard(lambda: self.parquet.read(columns=columns) if self.parquet is not None
@@ -202,22 +210,30 @@ def _feature(source: Source, name: str, column: Any):
 
 def evaluate_file(profile: ReferenceProfile, source: Source, config: DriftConfig = DriftConfig(),
                   sample: RowSample | None = None, batch_size: int | None = None) -> DriftReport:
-    """Stream a window file through the sketch in record batches: memory is one batch.
+    """Stream a window file through the sketch in record batches: memory is one batch of a group
+    of columns.
 
-    Only the profiled columns are read. pyarrow decodes a whole Parquet row group at a time
-    (several times its size at peak), so memory is bounded by the row-group size, not the file
-    size: write large windows with row groups of ~20 MB (e.g. 10,000 rows x 500 float32 columns).
+    Only the profiled columns are read, a group of columns at a time (each group streamed over every
+    row, as fit_profile_file reads the reference): pyarrow decodes a whole Parquet row group of the
+    columns it reads at once (about three times their size at peak), so memory is bounded by
+    GROUP_BYTES of a row group, not by the file. Every group is cut into the same batches, so each
+    column's sums add in the same order as in one pass over all columns.
     """
     ignored = check_columns(profile, source.names, source.num_rows)
     sketch = WindowSketch(profile)
+    names = list(profile.features)
     n_numeric = sum(f.kind == NUMERIC for f in profile.features.values())
-    start = 0
+    batch_size = batch_size or sketch.block_rows(n_numeric)
+    group = max(1, GROUP_BYTES // max(8 * source.largest_row_group, 1))
     try:
-        for batch in source.batches(list(profile.features), batch_size or sketch.block_rows(n_numeric)):
-            sketch.add({name: batch.column(name) for name in profile.features}, batch.num_rows)
-            if sample is not None:
-                sample.collect(batch, start)
-            start += batch.num_rows
+        for first in range(0, len(names), group):
+            start = 0
+            for batch in source.batches(names[first:first + group], batch_size):
+                sketch.add({name: batch.column(name) for name in batch.column_names}, batch.num_rows,
+                           count_rows=first == 0)
+                if sample is not None:
+                    sample.collect(batch, start)
+                start += batch.num_rows
     except ColumnError as error:
         raise DriftInputError(str(error)) from None
     return report_from_sketch(profile, sketch, config, ignored)
