@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--output", type=arg.output_file, help="write the report here instead of stdout")
     drift.add_argument("--multivariate", choices=["auto", "full", "off"], default="auto",
                        help="joint-drift detectors when --reference is data: auto = PCA reconstruction on up to "
-                            "20,000 sampled rows (a fraction of a second); full = also a domain classifier "
-                            "(seconds to minutes); off = none")
+                            "20,000 sampled rows, fewer for wide tables (rows x encoded columns^2 <= 1e8: about "
+                            "a tenth of a second; the report says how many); full = PCA on up to 100,000 rows "
+                            "and a domain classifier (seconds to minutes); off = none")
 
     profile = commands.add_parser("profile", help="build a reference profile from data and save it as JSON")
     profile.add_argument("--data", type=arg.input_file, required=True, help="Parquet/CSV reference data")

@@ -217,6 +217,12 @@ def _sample_rows(rows: int, max_rows: int, rng: np.random.Generator) -> np.ndarr
     return None if rows <= max_rows else np.sort(rng.choice(rows, max_rows, replace=False))
 
 
+def subsample(table: Any, max_rows: int, seed: int = 0) -> Any:
+    """A uniform random subset of at most ``max_rows`` rows of a table, in their order (the table
+    itself when it is no longer)."""
+    return _take(table, _sample_rows(n_rows(table), max_rows, np.random.default_rng(seed)))
+
+
 def _take(table: Any, rows: np.ndarray | None) -> Any:
     if rows is None:
         return table
