@@ -21,7 +21,7 @@ from watchkeeper.columns import ColumnError, arrow_indices, float_values, label_
 from watchkeeper.decision import DriftConfig
 from watchkeeper.drift import DriftInputError, check_columns, report_from_sketch
 from watchkeeper.frames import column_name_problem
-from watchkeeper.parallel import parallel_map
+from watchkeeper.parallel import parallel_map, prefetch, read_ahead
 from watchkeeper.profile import (
     CATEGORICAL,
     LOW_CARDINALITY,
@@ -185,9 +185,13 @@ def fit_profile_file(source: Source, sample: RowSample | None = None) -> Referen
     """The profile of every column of a file, as fit_profile gives on the same file read by pandas."""
     names = source.names
     group = max(1, GROUP_BYTES // max(8 * source.num_rows, 1))
+    groups = [names[first:first + group] for first in range(0, len(names), group)]
     features = {}
-    for first in range(0, len(names), group):
-        table = source.read(names[first:first + group])
+    pending = prefetch(lambda: source.read(groups[0])) if groups else None
+    for number in range(len(groups)):
+        table = pending()
+        if number + 1 < len(groups):  # decode the next group while this one is profiled
+            pending = prefetch(lambda columns=groups[number + 1]: source.read(columns))
         if sample is not None:
             sample.collect(table)
         columns = table.column_names  # profiled on every core: sorting and Arrow kernels release the GIL
@@ -201,10 +205,11 @@ def _feature(source: Source, name: str, column: Any):
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
         return categorical_profile(name, *label_counts(column))  # as infer_kinds: not a number, a label
     x = np.asarray(float_values(name, column), dtype=np.float64)
-    present = np.sort(x[~np.isnan(x)])
+    ordered = np.sort(x)  # NaN sort last, -inf first and +inf just before them: slices, not copies
+    present = ordered[:np.searchsorted(ordered, np.nan)]
     if np.count_nonzero(np.diff(present)) + bool(present.size) <= LOW_CARDINALITY:
         return categorical_profile(name, *label_counts(column))  # codes and flags: few distinct numbers
-    finite = present[np.isfinite(present)]
+    finite = present[np.searchsorted(present, -np.inf, side="right"):np.searchsorted(present, np.inf)]
     return numeric_profile(name, finite, len(x) - len(finite))
 
 
@@ -228,7 +233,7 @@ def evaluate_file(profile: ReferenceProfile, source: Source, config: DriftConfig
     try:
         for first in range(0, len(names), group):
             start = 0
-            for batch in source.batches(names[first:first + group], batch_size):
+            for batch in read_ahead(source.batches(names[first:first + group], batch_size)):
                 sketch.add({name: batch.column(name) for name in batch.column_names}, batch.num_rows,
                            count_rows=first == 0)
                 if sample is not None:
