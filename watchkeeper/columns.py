@@ -127,6 +127,25 @@ def labels(values: Any) -> np.ndarray:
 
         series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
         return series.map(category_label, na_action="ignore").astype(object).where(series.notna(), None).to_numpy()
+    codes, names = _arrow_label_codes(values)
+    return np.array(names, dtype=object)[codes]
+
+
+def label_positions(values: Any, wanted: list[str]) -> np.ndarray:
+    """Per row, the position of its canonical label in ``wanted``: -1 for any other label, -2 where
+    missing. One pass over the rows (an Arrow column: over its dictionary), where comparing an object
+    array with each wanted label costs a Python comparison per row and label."""
+    index = {label: i for i, label in enumerate(wanted)}
+    if is_arrow(values):
+        codes, names = _arrow_label_codes(values)
+        return np.array([-2 if name is None else index.get(name, -1) for name in names], dtype=np.intp)[codes]
+    rows = labels(values)
+    return np.fromiter((-2 if label is None else index.get(label, -1) for label in rows), dtype=np.intp, count=len(rows))
+
+
+def _arrow_label_codes(values: Any) -> tuple[np.ndarray, list[str | None]]:
+    """Per row, the index of its canonical label in the returned list, whose last entry (None) stands
+    for the missing rows; several values may share a label (1 and 1.0)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -134,8 +153,7 @@ def labels(values: Any) -> np.ndarray:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     names = [None if v is None else category_label(v) for v in encoded.dictionary.to_pylist()]
-    lookup = np.array(names + [None], dtype=object)
     codes = _chunk_floats(encoded.indices)  # NaN where missing (then float), else the integer codes
     if codes.dtype.kind == "f":
         codes = np.where(np.isnan(codes), len(names), codes).astype(np.int64)
-    return lookup[codes]
+    return codes, [*names, None]
