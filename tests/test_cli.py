@@ -124,3 +124,17 @@ def test_a_saved_profile_has_no_rows_for_multivariate_tests(files, capsys):
     run(capsys, "profile", "--data", str(files / "ref.parquet"), "--output", str(files / "p.json"))
     _, out, _ = run(capsys, "drift", "--reference", str(files / "p.json"), "--current", str(files / "cur.csv"))
     assert "multivariate" not in json.loads(out)
+
+
+def test_drift_leaves_the_cyclic_collector_as_it_found_it(files, capsys):
+    """drift and profile run without the cyclic collector (start-up speed), and give it back."""
+    import gc
+
+    run(capsys, "drift", "--reference", str(files / "ref.parquet"), "--current", str(files / "cur.csv"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(capsys, "profile", "--data", str(files / "ref.parquet"), "--output", str(files / "p.json"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
