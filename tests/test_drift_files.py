@@ -104,7 +104,8 @@ def test_row_sample_is_the_same_rows_however_the_file_is_cut(reference):
 
 
 def test_drift_on_files_imports_neither_pandas_nor_scipy(reference, tmp_path):
-    """Only a nanosecond timestamp column needs pandas (its labels are pandas Timestamps): not here."""
+    """Only a nanosecond timestamp column needs pandas (its labels are pandas Timestamps): not here.
+    Nor pyarrow.compute, whose import alone is a tenth of the command (columns.arrow_kernel)."""
     data, _ = reference
     path = tmp_path / "no_timestamps.parquet"
     data.drop(columns="when").to_parquet(path)
@@ -112,7 +113,7 @@ def test_drift_on_files_imports_neither_pandas_nor_scipy(reference, tmp_path):
              "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
              f"    main(['drift', '--reference', {str(path)!r}, '--current', {str(path)!r}])\n"
              "import json; report = json.loads(out.getvalue())\n"
-             "print(json.dumps([sorted(m for m in ('pandas', 'scipy', 'sklearn') if m in sys.modules),"
+             "print(json.dumps([sorted(m for m in ('pandas', 'scipy', 'sklearn', 'pyarrow.compute') if m in sys.modules),"
              " report['multivariate'][0]['method'], report['drifted_features']]))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert json.loads(done.stdout.splitlines()[-1]) == [[], "pca_reconstruction", []], done.stderr

@@ -4,7 +4,7 @@ What `watchkeeper drift` does with files, at the speed of the hardware: the refe
 group of columns at a time (Parquet reads only those column chunks, so memory is a few columns,
 not the file), the window is streamed in record batches into the sketch, and both hand a random
 sample of their rows to the multivariate detectors on the way (``RowSample``), so no file is read
-twice. Columns go through watchkeeper.columns (Arrow buffers and pyarrow.compute): the result is the
+twice. Columns go through watchkeeper.columns (Arrow buffers and compute kernels): the result is the
 profile and report that fit_profile and evaluate_drift give on the same data read by pandas.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.columns import ColumnError, arrow_indices, float_values, label_counts
+from watchkeeper.columns import ColumnError, arrow_indices, arrow_kernel, float_values, label_counts
 from watchkeeper.decision import DriftConfig
 from watchkeeper.drift import DriftInputError, check_columns, report_from_sketch
 from watchkeeper.frames import column_name_problem
@@ -166,7 +166,7 @@ class RowSample:
         """Keep the sampled rows among rows start .. start + len(table) of ``table``'s columns."""
         lo, hi = np.searchsorted(self.rows, [start, start + table.num_rows])
         if hi > lo:
-            picked = table.take(arrow_indices(self.rows[lo:hi] - start))
+            picked = arrow_kernel("take", table, arrow_indices(self.rows[lo:hi] - start))
             for name in picked.column_names:
                 self.parts.setdefault(name, []).append(picked.column(name))
 

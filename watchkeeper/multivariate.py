@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.columns import ColumnError, arrow_indices, float_values, label_positions, labels
+from watchkeeper.columns import (
+    ColumnError,
+    arrow_indices,
+    arrow_kernel,
+    float_values,
+    is_arrow,
+    label_positions,
+    labels,
+)
 from watchkeeper.profile import CATEGORICAL, NUMERIC, sketch_cdf
 from watchkeeper.special import normal_sf
 
@@ -231,8 +239,13 @@ def _take(table: Any, rows: np.ndarray | None) -> Any:
         return table
     if hasattr(table, "iloc"):
         return table.iloc[rows]
-    return {name: np.asarray(column)[rows] if isinstance(column, np.ndarray) else column.take(arrow_indices(rows))
-            for name, column in table.items()}
+
+    def rows_of(column: Any) -> Any:
+        if isinstance(column, np.ndarray):
+            return column[rows]
+        return arrow_kernel("take", column, arrow_indices(rows)) if is_arrow(column) else column.take(arrow_indices(rows))
+
+    return {name: rows_of(column) for name, column in table.items()}
 
 
 # ---------------------------------------------------------------- PCA reconstruction error
