@@ -91,15 +91,17 @@ def drift_command(args: argparse.Namespace) -> int:
     reference = None if is_profile(args.reference) else open_data(args.reference)
     samples = None  # joint drift needs the reference rows, which a profile does not keep
     if reference is not None and rows:
-        samples = RowSample(reference.num_rows, rows), RowSample(current.num_rows, rows, seed=1)
+        samples = [RowSample(reference.num_rows, rows)]
     profile = load_reference(args.reference, reference, samples[0] if samples else None)
+    if samples:  # the window's rows, once the profile sets auto's budget: no more than the PCA will use
+        budget = budget_rows(profile, pca_rows) if mode == "auto" else pca_rows
+        samples.append(RowSample(current.num_rows, max(budget, classifier_rows or 0), seed=1))
     try:
         report = evaluate_file(profile, current, config, samples[1] if samples else None)
     except DriftInputError as error:
         raise CommandError(str(error)) from error
     result = report.to_dict()
     if samples:
-        budget = budget_rows(profile, pca_rows) if mode == "auto" else pca_rows
         result["multivariate"] = multivariate(samples[0].columns(), samples[1].columns(), kinds(profile),
                                               budget, classifier_rows)
         if mode == "auto":  # say what ran and how to get more
