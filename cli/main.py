@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:      # as it was, for callers in the same process (tests)
             if collecting:
                 gc.enable()
+            if argv is None:  # the command line itself: the process ends next, and its final collection
+                gc.freeze()   # need not walk every object again (0.03 s of 0.32 against a profile)
     except CommandError as error:
         return _fail(args, str(error))
 
