@@ -103,7 +103,40 @@ def test_joint_drift_invisible_to_marginals_is_reported_by_the_multivariate_dete
     assert "multivariate" not in json.loads(run(capsys, "drift", *paths, "--multivariate", "off")[1])
 
 
+def test_default_pca_runs_within_its_time_budget_and_says_so(tmp_path, capsys, monkeypatch):
+    """auto cuts the PCA's rows to AUTO_PCA_WORK / encoded columns^2 (here 2 columns, a budget of 2,500
+    rows) and states it; full uses every sampled row."""
+    import cli.drift
+
+    rng = np.random.default_rng(2)
+    for name, rows in (("ref", 3000), ("cur", 2800)):
+        pd.DataFrame(rng.normal(size=(rows, 2)), columns=["a", "b"]).to_parquet(tmp_path / f"{name}.parquet")
+    paths = ("--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet"))
+    monkeypatch.setattr(cli.drift, "AUTO_PCA_WORK", 2_500 * 2**2)
+    pca = json.loads(run(capsys, "drift", *paths)[1])["multivariate"][0]
+    assert (pca["detail"]["n_reference"], pca["detail"]["n_rows"]) == (2500, 2500)
+    assert "at most 2,500 rows per file" in pca["budget"] and "--multivariate full" in pca["budget"]
+    full = json.loads(run(capsys, "drift", *paths, "--multivariate", "full")[1])["multivariate"][0]
+    assert (full["detail"]["n_reference"], full["detail"]["n_rows"]) == (3000, 2800) and "budget" not in full
+
+
 def test_a_saved_profile_has_no_rows_for_multivariate_tests(files, capsys):
     run(capsys, "profile", "--data", str(files / "ref.parquet"), "--output", str(files / "p.json"))
     _, out, _ = run(capsys, "drift", "--reference", str(files / "p.json"), "--current", str(files / "cur.csv"))
     assert "multivariate" not in json.loads(out)
+
+
+def test_drift_leaves_the_cyclic_collector_as_it_found_it(files, capsys):
+    """drift and profile run without the cyclic collector (start-up speed), and give it back; only
+    the command line itself (argv None: the process ends next) freezes what is left for the exit."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    run(capsys, "drift", "--reference", str(files / "ref.parquet"), "--current", str(files / "cur.csv"))
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        run(capsys, "profile", "--data", str(files / "ref.parquet"), "--output", str(files / "p.json"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

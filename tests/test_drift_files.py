@@ -70,6 +70,27 @@ def test_report_from_a_file_equals_evaluate_drift_on_the_frame(reference, tmp_pa
     assert got == expected and got["ignored_columns"] == ["extra"]
 
 
+@pytest.mark.parametrize("rows", [2_000, 12_000])  # with and without the exact-KS values of small windows
+def test_reading_a_window_in_column_groups_gives_exactly_the_one_pass_report(reference, tmp_path, monkeypatch, rows):
+    """Column groups bound memory; every group is cut into the same batches (across row groups of 300
+    rows here), so each column's sums add in the same order: equal to the last bit, sample included."""
+    import watchkeeper.files as files
+
+    data, _ = reference
+    profile = fit_profile(data.drop(columns=["when"]))
+    window = tmp_path / "window.parquet"
+    frame(np.random.default_rng(2), rows, shift=0.1).drop(columns=["when"]).to_parquet(window, row_group_size=300)
+
+    def run(group_bytes: int) -> tuple[dict, dict]:
+        monkeypatch.setattr(files, "GROUP_BYTES", group_bytes)
+        sample = RowSample(rows, 700, seed=3)
+        return evaluate_file(profile, open_file(window), sample=sample, batch_size=512).to_dict(), sample.columns()
+
+    (one_pass, whole), (grouped, parts) = run(1 << 30), run(8 * 300 * 2)  # all columns / two per group
+    assert grouped == one_pass and grouped["n_current"] == rows
+    assert list(parts) == list(whole) and all(parts[name].equals(whole[name]) for name in whole)
+
+
 def test_row_sample_is_the_same_rows_however_the_file_is_cut(reference):
     data, path = reference
     source = open_file(path)
@@ -83,7 +104,8 @@ def test_row_sample_is_the_same_rows_however_the_file_is_cut(reference):
 
 
 def test_drift_on_files_imports_neither_pandas_nor_scipy(reference, tmp_path):
-    """Only a nanosecond timestamp column needs pandas (its labels are pandas Timestamps): not here."""
+    """Only a nanosecond timestamp column needs pandas (its labels are pandas Timestamps): not here.
+    Nor pyarrow.compute, whose import alone is a tenth of the command (columns.arrow_kernel)."""
     data, _ = reference
     path = tmp_path / "no_timestamps.parquet"
     data.drop(columns="when").to_parquet(path)
@@ -91,7 +113,7 @@ def test_drift_on_files_imports_neither_pandas_nor_scipy(reference, tmp_path):
              "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
              f"    main(['drift', '--reference', {str(path)!r}, '--current', {str(path)!r}])\n"
              "import json; report = json.loads(out.getvalue())\n"
-             "print(json.dumps([sorted(m for m in ('pandas', 'scipy', 'sklearn') if m in sys.modules),"
+             "print(json.dumps([sorted(m for m in ('pandas', 'scipy', 'sklearn', 'pyarrow.compute') if m in sys.modules),"
              " report['multivariate'][0]['method'], report['drifted_features']]))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert json.loads(done.stdout.splitlines()[-1]) == [[], "pca_reconstruction", []], done.stderr

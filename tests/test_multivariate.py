@@ -239,3 +239,20 @@ def test_the_detectors_module_never_imports_pickle() -> None:
                 if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
     imported |= {node.module for node in ast.walk(ast.parse(inspect.getsource(module))) if isinstance(node, ast.ImportFrom)}
     assert not {"pickle", "dill", "joblib", "cloudpickle"} & imported
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_label_positions_one_hot_as_comparing_every_row_label(arrow):
+    """The encoder's one-hot columns come from one pass (label_positions): the same 0/1 values as
+    comparing each row's canonical label with each kept label, missing and unseen labels included."""
+    import pyarrow as pa
+
+    from watchkeeper.columns import label_positions, labels
+
+    rows = pd.Series([1, 1.0, "b", None, "z", 2.5, "b", float("nan")], dtype=object)
+    column = pa.chunked_array([pa.array(["a", "b", None]), pa.array(["z", "a", None, "c"])]) if arrow else rows
+    wanted = ["1", "b", "a", "2.5", "missing-here"]
+    position = label_positions(column, wanted)
+    by_label = labels(column)
+    assert all(np.array_equal(position == j, by_label == label) for j, label in enumerate(wanted))
+    assert np.array_equal(position == -2, by_label == None)  # noqa: E711

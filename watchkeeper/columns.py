@@ -2,8 +2,8 @@
 
 Numbers come out as a numpy array with missing values as NaN; labels as counts per canonical label
 (profile.category_label, so 1, 1.0 and "1" match across sources) or as one label per row. pandas
-Series go through pandas; Arrow arrays are read through their buffers and pyarrow.compute, never
-through pandas: importing pandas costs about half a second, more than `watchkeeper drift` spends on
+Series go through pandas; Arrow arrays are read through their buffers and Arrow's compute kernels
+(arrow_kernel), never through pandas: importing pandas costs about half a second, more than `watchkeeper drift` spends on
 two small files, and converting a column to pandas copies it.
 
 >>> import pyarrow as pa
@@ -53,16 +53,31 @@ def float_values(name: str, values: Any) -> np.ndarray:
         raise ColumnError(f"column {name!r} holds non-numeric values (numeric in the reference profile)") from None
 
 
+def arrow_kernel(name: str, *args: Any, options: Any = None) -> Any:
+    """The Arrow compute kernel ``name`` (take, cast, value_counts, ...) on ``args``, called through
+    pyarrow._compute, which pyarrow.compute re-exports: importing pyarrow.compute wraps every kernel
+    in a generated function with a scraped docstring, about 30 ms of a 0.3 s `watchkeeper drift`
+    (and pyarrow's own Table.take or Array.cast import it)."""
+    from pyarrow._compute import call_function
+
+    return call_function(name, list(args), options)
+
+
+def _cast(values: Any, kind: Any) -> Any:
+    from pyarrow._compute import CastOptions
+
+    return arrow_kernel("cast", values, options=CastOptions.safe(kind))
+
+
 def _arrow_floats(name: str, values: Any) -> np.ndarray:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     kind = values.type
     if pa.types.is_dictionary(kind):
-        return _arrow_floats(name, pc.cast(values, kind.value_type))
+        return _arrow_floats(name, _cast(values, kind.value_type))
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         try:  # decimals, booleans, numbers written as text: what pd.to_numeric would accept
-            values = pc.cast(values, pa.float64())
+            values = _cast(values, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise ColumnError(f"column {name!r} holds non-numeric values (numeric in the reference profile)") from None
         kind = values.type
@@ -108,10 +123,8 @@ def label_counts(values: Any) -> tuple[dict[str, int], int]:
         import pandas as pd
 
         return category_counts(values if isinstance(values, pd.Series) else pd.Series(values, copy=False))
-    import pyarrow.compute as pc
-
     counts: Counter[str] = Counter()
-    distinct = pc.value_counts(values)
+    distinct = arrow_kernel("value_counts", values)
     for value, n in zip(distinct.field("values").to_pylist(), distinct.field("counts").to_pylist()):
         label = None if value is None else category_label(value)
         if label is not None:
@@ -127,15 +140,32 @@ def labels(values: Any) -> np.ndarray:
 
         series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
         return series.map(category_label, na_action="ignore").astype(object).where(series.notna(), None).to_numpy()
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    codes, names = _arrow_label_codes(values)
+    return np.array(names, dtype=object)[codes]
 
-    encoded = pc.dictionary_encode(values)
+
+def label_positions(values: Any, wanted: list[str]) -> np.ndarray:
+    """Per row, the position of its canonical label in ``wanted``: -1 for any other label, -2 where
+    missing. One pass over the rows (an Arrow column: over its dictionary), where comparing an object
+    array with each wanted label costs a Python comparison per row and label."""
+    index = {label: i for i, label in enumerate(wanted)}
+    if is_arrow(values):
+        codes, names = _arrow_label_codes(values)
+        return np.array([-2 if name is None else index.get(name, -1) for name in names], dtype=np.intp)[codes]
+    rows = labels(values)
+    return np.fromiter((-2 if label is None else index.get(label, -1) for label in rows), dtype=np.intp, count=len(rows))
+
+
+def _arrow_label_codes(values: Any) -> tuple[np.ndarray, list[str | None]]:
+    """Per row, the index of its canonical label in the returned list, whose last entry (None) stands
+    for the missing rows; several values may share a label (1 and 1.0)."""
+    import pyarrow as pa
+
+    encoded = arrow_kernel("dictionary_encode", values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     names = [None if v is None else category_label(v) for v in encoded.dictionary.to_pylist()]
-    lookup = np.array(names + [None], dtype=object)
     codes = _chunk_floats(encoded.indices)  # NaN where missing (then float), else the integer codes
     if codes.dtype.kind == "f":
         codes = np.where(np.isnan(codes), len(names), codes).astype(np.int64)
-    return lookup[codes]
+    return codes, [*names, None]

@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.columns import ColumnError, arrow_indices, float_values, labels
+from watchkeeper.columns import (
+    ColumnError,
+    arrow_indices,
+    arrow_kernel,
+    float_values,
+    is_arrow,
+    label_positions,
+    labels,
+)
 from watchkeeper.profile import CATEGORICAL, NUMERIC, sketch_cdf
 from watchkeeper.special import normal_sf
 
@@ -144,20 +152,23 @@ class Encoder:
         return cls(codes)
 
     def transform(self, table: Any) -> np.ndarray:
-        blocks = []
+        """The encoded rows, one float64 column per output (written in place: no stack, no copy)."""
+        out = np.empty((n_rows(table), len(self.groups)), dtype=np.float64)
+        at = 0
         for code in self.codes:
             column = _column(table, code.name)
             if code.kind == NUMERIC:
                 x = _numbers(code.name, column)
                 missing = np.isnan(x)
-                blocks.append((np.clip(np.where(missing, code.fill, x), code.low, code.high) - code.fill) / code.unit)
+                out[:, at] = (np.clip(np.where(missing, code.fill, x), code.low, code.high) - code.fill) / code.unit
             else:
-                values = labels(column)
-                missing = values == None  # noqa: E711
-                blocks.extend(values == label for label in code.labels)
+                position = label_positions(column, code.labels)
+                missing = position == -2
+                out[:, at:at + len(code.labels)] = position[:, None] == np.arange(len(code.labels))
+            at += code.width
             if code.flag:
-                blocks.append(missing)
-        return np.column_stack(blocks).astype(np.float64) if blocks else np.empty((n_rows(table), 0))
+                out[:, at - 1] = missing
+        return out
 
     def check(self, table: Any) -> None:
         """One-line ValueError if the current window cannot be encoded."""
@@ -217,13 +228,24 @@ def _sample_rows(rows: int, max_rows: int, rng: np.random.Generator) -> np.ndarr
     return None if rows <= max_rows else np.sort(rng.choice(rows, max_rows, replace=False))
 
 
+def subsample(table: Any, max_rows: int, seed: int = 0) -> Any:
+    """A uniform random subset of at most ``max_rows`` rows of a table, in their order (the table
+    itself when it is no longer)."""
+    return _take(table, _sample_rows(n_rows(table), max_rows, np.random.default_rng(seed)))
+
+
 def _take(table: Any, rows: np.ndarray | None) -> Any:
     if rows is None:
         return table
     if hasattr(table, "iloc"):
         return table.iloc[rows]
-    return {name: np.asarray(column)[rows] if isinstance(column, np.ndarray) else column.take(arrow_indices(rows))
-            for name, column in table.items()}
+
+    def rows_of(column: Any) -> Any:
+        if isinstance(column, np.ndarray):
+            return column[rows]
+        return arrow_kernel("take", column, arrow_indices(rows)) if is_arrow(column) else column.take(arrow_indices(rows))
+
+    return {name: rows_of(column) for name, column in table.items()}
 
 
 # ---------------------------------------------------------------- PCA reconstruction error

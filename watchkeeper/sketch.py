@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.columns import ColumnError, float_values, label_counts
+from watchkeeper.parallel import parallel_map, spans
 from watchkeeper.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -151,21 +152,28 @@ def _sorted_counts(block: np.ndarray, probes: np.ndarray) -> np.ndarray:
     return pos
 
 
-def fold_numeric(grid: NumericGrid, state: NumericState, block: np.ndarray) -> None:
+def fold_numeric(grid: NumericGrid, state: NumericState, block: np.ndarray, features: Any = slice(None)) -> None:
     """Add the counts of a (features x rows) float32 block, already centred and scaled (fill_row),
-    to ``state``; sorts ``block`` in place.
+    to ``state``; sorts ``block`` in place. ``features`` picks the grid rows the block holds (all of
+    them by default).
 
     After a row sort, -inf come first, then the finite values, then +inf and NaN, so every count,
-    missing values included, is one binary search against the probes.
+    missing values included, is one binary search against the probes. Groups of rows are sorted
+    and searched on every core (each row alone decides its counts).
     """
-    block.sort(axis=1)
-    counts = _sorted_counts(block, grid.probes)
+    probes = grid.probes[features]
+
+    def sorted_counts(rows: slice) -> np.ndarray:
+        block[rows].sort(axis=1)
+        return _sorted_counts(block[rows], probes[rows])
+
+    counts = np.concatenate(list(parallel_map(sorted_counts, spans(len(block)))))
     neg_inf, upto_max = counts[:, 0], counts[:, -2]
     g = grid.edges.shape[1]
-    state.rows += block.shape[1]
-    state.cum += counts[:, 1:1 + g] - neg_inf[:, None]
-    state.bin_cum += counts[:, 1 + g:-2] - neg_inf[:, None]
-    state.finite += upto_max - neg_inf
+    state.rows[features] += block.shape[1]
+    state.cum[features] += counts[:, 1:1 + g] - neg_inf[:, None]
+    state.bin_cum[features] += counts[:, 1 + g:-2] - neg_inf[:, None]
+    state.finite[features] += upto_max - neg_inf
 
 
 def fill_row(row: np.ndarray, values: np.ndarray, center: float, scale: float) -> tuple[float, float]:
@@ -209,25 +217,36 @@ class WindowSketch:
         """Rows per numeric block (and per Parquet batch): BLOCK_VALUES values, at least 4096 rows."""
         return max(4096, BLOCK_VALUES // max(n_features, 1))
 
-    def add(self, columns: Mapping[str, Any], n_rows: int) -> None:
-        """Fold one batch: ``columns`` maps every profiled name to a pandas/numpy/pyarrow column."""
-        numeric = [float_values(name, columns[name]) for name in self.grid.names]
+    def add(self, columns: Mapping[str, Any], n_rows: int, count_rows: bool = True) -> None:
+        """Fold one batch: ``columns`` maps every profiled name to a pandas/numpy/pyarrow column, or
+        only a group of them when a file is read in column groups (evaluate_file): then each group
+        passes over every row, and only the first group's batches are counted (``count_rows``)."""
+        index = [i for i, name in enumerate(self.grid.names) if name in columns]
+        numeric = [float_values(self.grid.names[i], columns[self.grid.names[i]]) for i in index]
         step = self.block_rows(len(numeric))
         for start in range(0, n_rows if numeric else 0, step):
             stop = min(start + step, n_rows)
             block = self._buffer(len(numeric), stop - start)
-            for i, (row, values) in enumerate(zip(block, numeric)):
-                total, squares = fill_row(row, values[start:stop], self.grid.center[i], self.grid.scale[i])
+
+            def fill(rows: slice) -> list[tuple[float, float]]:  # on every core: each row is one column
+                return [fill_row(block[j], numeric[j][start:stop], self.grid.center[index[j]], self.grid.scale[index[j]])
+                        for j in range(rows.start, rows.stop)]
+
+            filled = [pair for part in parallel_map(fill, spans(len(numeric))) for pair in part]
+            for i, (total, squares) in zip(index, filled):
                 self.numeric.sum[i] += total
                 self.numeric.sum_sq[i] += squares
-            fold_numeric(self.grid, self.numeric, block)
+            fold_numeric(self.grid, self.numeric, block, np.array(index, dtype=np.intp))
         for name, state in self.categorical.items():
+            if name not in columns:
+                continue
             counts, missing = label_counts(columns[name])
             state.counts.update(counts)
             state.rows += n_rows
             state.missing += missing
-        self.rows += n_rows
-        self._keep(dict(zip(self.grid.names, numeric)))
+        if count_rows:
+            self.rows += n_rows
+        self._keep({self.grid.names[i]: values for i, values in zip(index, numeric)})
 
     def _keep(self, numeric: dict[str, np.ndarray]) -> None:
         """Hold the finite values of small windows for an exact KS; drop them past EXACT_KS_MAX_ROWS."""
@@ -235,8 +254,9 @@ class WindowSketch:
             self.kept = None
             return
         for name, parts in self.kept.items():
-            values = np.asarray(numeric[name], dtype=float)
-            parts.append(values[np.isfinite(values)])
+            if name in numeric:
+                values = np.asarray(numeric[name], dtype=float)
+                parts.append(values[np.isfinite(values)])
 
     def kept_values(self) -> dict[str, np.ndarray]:
         """Sorted finite values per feature kept for an exact KS (empty for large windows)."""
