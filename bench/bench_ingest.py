@@ -92,7 +92,7 @@ def stored_count(engine) -> int:
     import sqlalchemy as sa
 
     with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT count(*) FROM ingested")).scalar())
+        return int(conn.execute(sa.text("SELECT coalesce(sum(rows), 0) FROM ingest_parts")).scalar())
 
 
 def run_consumer(source_url: str, folder: Path, url: str, until: int | None) -> tuple[float, dict | None]:
