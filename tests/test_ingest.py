@@ -219,6 +219,28 @@ def test_consumers_share_the_dedupe_index_and_a_restarted_one_rebuilds_it_from_t
     assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == list("abcde")
 
 
+def test_consumers_racing_on_the_same_ids_each_claim_an_id_once(store_url):
+    """Two consumers (two stores: two processes' memories) claim overlapping batches at the same
+    time, on SQLite and on PostgreSQL: every id is new to exactly one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    members = [MonitoringStore(store_url).ingest_rows, MonitoringStore(store_url).ingest_rows]
+
+    def consume(member, offset: int) -> list[str]:
+        claimed = []
+        for start in range(0, 600, 50):     # batches that overlap the other member's
+            ids = [f"p{i}" for i in range(start + offset, start + offset + 80)]
+            with member.engine.begin() as tx:
+                claimed += [i for i, new in zip(ids, member.claim(tx, "churn", INFERENCE, ids)) if new]
+        return claimed
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(consume, members, [0, 25])
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(f"p{i}" for i in range(0, 655))
+    assert members[0].stored("churn", INFERENCE) == 655
+
+
 def test_a_batch_that_dies_between_its_claim_and_its_part_claims_nothing(writer, checker, tmp_path, monkeypatch):
     import watchkeeper.ingest.writer as module
 
