@@ -129,10 +129,10 @@ def test_the_newest_revision_matches_the_code(tmp_path):
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-def test_the_dedupe_index_of_0006_carries_over_to_0007_and_back(tmp_path):
+def test_the_dedupe_index_of_0006_carries_over_to_0007_and_back(store_url):
     """Revision 0007 turns `ingested` (one hex SHA-256 per id) into `ingest_digests` (a batch's digests
     in one row): after the upgrade every id stored before is still a duplicate, and the downgrade
-    gives back the same rows."""
+    gives back the same rows, on SQLite and on PostgreSQL."""
     import hashlib
 
     from alembic import command
@@ -140,7 +140,7 @@ def test_the_dedupe_index_of_0006_carries_over_to_0007_and_back(tmp_path):
     from watchkeeper.store.ingest_rows import IngestRows
     from watchkeeper.store.migrate import _config
 
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = sa.create_engine(store_url)
     old = [{"model": "churn", "kind": kind, "prediction_id": hashlib.sha256(f"p{i}".encode()).hexdigest()}
            for kind in ("inference", "labels") for i in range(5)]
     with engine.begin() as conn:
