@@ -257,6 +257,42 @@ def test_a_batch_that_dies_between_its_claim_and_its_part_claims_nothing(writer,
     assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == ["a", "b"]
 
 
+def test_after_a_failed_commit_no_later_batch_is_committed_or_acknowledged(writer, tmp_path):
+    """The consumer commits batch k+1 while k is being acknowledged: when k's commit fails, k+1
+    must not be stored ahead of it, and nothing is acknowledged (both are delivered again)."""
+    from watchkeeper.ingest.consumer import Consumer
+
+    class Listed:
+        name = "test://listed"
+
+        def __init__(self, batches: list[list[Message]]) -> None:
+            self.batches, self.acked = batches, []
+
+        def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+            return self.batches.pop(0) if self.batches else []
+
+        def ack(self, got) -> None:
+            self.acked += [m.id for m in got]
+
+        def close(self) -> None: ...
+
+    source = Listed([[Message(f"m-{pid}", event(pid))] for pid in "abc"])
+    consumer = Consumer(source, writer.store, tmp_path, log=lambda line: None)
+    commit, calls = consumer.writer.commit, []
+
+    def full_disk_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no space left on device")
+        return commit(*args, **kwargs)
+
+    consumer.writer.commit = full_disk_once
+    with pytest.raises(OSError, match="no space"):
+        consumer.run(idle_exit=0.1)
+    assert source.acked == [] and len(calls) == 1
+    assert InferenceLog(tmp_path).read_predictions("churn", DAY) is None
+
+
 def test_a_day_written_by_another_writer_as_a_file_is_refused_in_one_line(writer, checker, tmp_path):
     folder = tmp_path / INFERENCE / "churn"
     folder.mkdir(parents=True)
