@@ -4,8 +4,7 @@ One batch is one pass: a fetch of up to `batch` messages, one columnar check
 (watchkeeper.ingest.events) and one commit (watchkeeper.ingest.writer: parts, dedupe index, dead
 letters, live detector state and alerts in one transaction), one acknowledgement of every
 message of the batch (stored, duplicate or dead-lettered alike: each has been dealt with for
-good). The next batch is fetched while the one before is checked and the one before that
-committed (see `run`). A stop request
+good). The next batch is fetched while one is checked and committed (see `run`). A stop request
 (SIGTERM, SIGINT) lets the batches in hand finish; a SIGKILL at any point loses nothing, since
 nothing is acknowledged before it is stored.
 
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -38,11 +36,6 @@ DEFAULT_BATCH = 20_000
 DEFAULT_WAIT = 0.2        # seconds a fetch waits for its first message: the bound on an alert's batching delay
 REFRESH_SECONDS = 60.0
 PROGRESS_SECONDS = 10.0
-IN_FLIGHT = 2             # batches being checked or committed while the next one is fetched
-
-
-class IngestStopped(RuntimeError):
-    """A batch not committed because the one before it failed."""
 
 
 @dataclass
@@ -78,70 +71,65 @@ class Consumer:
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
         """Consume until `stop()` is true, or no message came for `idle_exit` seconds.
 
-        A pipeline of three threads: this one fetches batch k+2 while a thread checks batch k+1
-        and another commits batch k; once batch k's commit is done, this one acknowledges it.
-        Commits run one at a time in arrival order, so each batch's dedupe claim sees the batches
-        before it (and after a failed commit no later batch is committed). The JSON reader of the
+        Batch k is checked and committed on a thread of its own while this one fetches batch k+1,
+        then acknowledges batch k once its commit is done. Commits run one at a time in arrival
+        order, so each batch's dedupe claim sees the batches before it. The JSON reader of the
         checks, the commit's SQLite calls, Parquet writing and fsyncs release the GIL, so on two
-        cores they run beside the fetch and each other (a commit waiting on fsync leaves the CPU
-        to a check); the client is used from this thread alone (nats-py's event loop is not
-        thread-safe). A batch fetched and not committed is simply not acknowledged (redelivered,
-        as after a kill)."""
+        cores they run beside the fetch; the client is used from this thread alone (nats-py's
+        event loop is not thread-safe). A batch fetched and not committed is simply not
+        acknowledged (redelivered, as after a kill)."""
         self.stats.recovered_parts = self.writer.recover()
         self._refresh()
         self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
                  f"{self.stats.recovered_parts} committed parts rolled forward)")
         started = last_message = last_progress = time.monotonic()
-        flight: deque[tuple[Future, list]] = deque()     # batches checked or committed, oldest first
-        with ThreadPoolExecutor(1, thread_name_prefix="ingest-check") as checks, \
-                ThreadPoolExecutor(1, thread_name_prefix="ingest-commit") as commits:
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-commit") as committer:
+            committing = None
             while not stop():
                 messages = self.source.fetch(self.batch, self.wait)
                 if not messages:
-                    self._stored(flight, 0)     # nothing to overlap them with
+                    self._stored(committing)     # nothing to overlap it with
+                    committing = None
                     if idle_exit is not None and time.monotonic() - last_message >= idle_exit:
                         break
                     continue
                 last_message = time.monotonic()
                 if last_message - self._refreshed >= REFRESH_SECONDS:
-                    self._stored(flight, 0)     # the detectors' references change under no commit
+                    self._stored(committing)     # the detectors' references change under no commit
+                    committing = None
                     self._refresh()
                 day = datetime.now(timezone.utc).date().isoformat()
-                self._stored(flight, IN_FLIGHT - 1)
-                checked = checks.submit(self.checker.check, messages)
-                previous = flight[-1][0] if flight else None
-                flight.append((commits.submit(self._commit, checked, previous, day), messages))
+                self._stored(committing)
+                committing = committer.submit(self._check_and_commit, self.checker, messages, day), messages
                 if last_message - last_progress >= PROGRESS_SECONDS:
                     last_progress = last_message
                     self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
                              f"{self.stats.predictions} predictions, {self.stats.labels} labels, "
                              f"{self.stats.duplicates} duplicates, {self.stats.dead_letters} dead letters")
-            self._stored(flight, 0)
+            self._stored(committing)
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
-    def _commit(self, checked: Future, previous: Future | None, day: str) -> Written:
-        """Commit a checked batch (on the commit thread, after the batch before it). After a failed
-        commit none is made: the consumer stops at that batch, and no later one is stored before it."""
-        if previous is not None and previous.exception() is not None:
-            raise IngestStopped("an earlier batch's commit failed")
-        return self.writer.commit(checked.result(), day, self.live)
+    def _check_and_commit(self, checker: EventChecker, messages: list, day: str) -> Written:
+        """One batch's checks and commit, on the commit thread."""
+        return self.writer.commit(checker.check(messages), day, self.live)
 
-    def _stored(self, flight: deque[tuple[Future, list]], keep: int) -> None:
-        """Wait for the oldest batches in flight until `keep` are left (a commit's error stops the
-        consumer here), count them and acknowledge them."""
-        while len(flight) > keep:
-            commit, messages = flight.popleft()
-            written = commit.result()
-            self.source.ack(messages)
-            s = self.stats
-            s.messages += len(messages)
-            s.predictions += written.stored[INFERENCE]
-            s.labels += written.stored[LABELS]
-            s.duplicates += written.duplicates
-            s.dead_letters += written.dead
-            s.batches += 1
-            s.alarms = self.live.alarms
+    def _stored(self, committing: tuple[Future, list] | None) -> None:
+        """Wait for the batch being committed (its error, if any, stops the consumer here), count
+        it and acknowledge it."""
+        if committing is None:
+            return
+        commit, messages = committing
+        written = commit.result()
+        self.source.ack(messages)
+        s = self.stats
+        s.messages += len(messages)
+        s.predictions += written.stored[INFERENCE]
+        s.labels += written.stored[LABELS]
+        s.duplicates += written.duplicates
+        s.dead_letters += written.dead
+        s.batches += 1
+        s.alarms = self.live.alarms
 
     def _refresh(self) -> None:
         """The references of the monitored models; one that cannot be decoded is left out, said once."""
