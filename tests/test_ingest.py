@@ -258,8 +258,8 @@ def test_a_batch_that_dies_between_its_claim_and_its_part_claims_nothing(writer,
 
 
 def test_after_a_failed_commit_no_later_batch_is_committed_or_acknowledged(writer, tmp_path):
-    """The consumer commits batch k+1 while k is being acknowledged: when k's commit fails, k+1
-    must not be stored ahead of it, and nothing is acknowledged (both are delivered again)."""
+    """The consumer fetches batch k+1 while k is checked and committed: when k's commit fails, it
+    stops there, with k+1 not stored ahead of k and nothing acknowledged (both come again)."""
     from watchkeeper.ingest.consumer import Consumer
 
     class Listed:
