@@ -3,11 +3,13 @@
     python bench/bench_ingest.py --broker nats|redis --events N [--format json|text]
 
 1. Publishes N prediction events of one binary model (five features) to a fresh stream.
-2. The bare consumer: the same client adapter (watchkeeper.ingest.sources) in a group of its own,
-   fetching batches of the same size and only acknowledging them: what the client and broker
-   alone allow on this machine now. It reads half the events before the ingest and half after
-   (a second group), so that a load that changes during the run weighs on both loops alike;
-   `bare_events_per_s` is over both halves.
+2. The bare consumer: the same client in a group of its own, fetching batches of the same size
+   and only acknowledging them: what the client and broker alone allow on this machine now (NATS:
+   our adapter, nats-py's pull fetch; Redis: redis-py's own `xreadgroup` and `xack`, since our
+   adapter reads XREADGROUP's reply raw, which no plain consumer of the client does). It reads
+   half the events before the ingest and half after (a second group), so that a load that changes
+   during the run weighs on both loops alike; `bare_events_per_s` is over both halves. For Redis,
+   `bare_adapter_events_per_s` is our adapter's raw read and ack alone (half the events, after).
 3. `watchkeeper ingest` in its own group over the same stream, SIGKILLed when a third and two
    thirds of the events are stored, restarted each time, the last run stopping after 2 s idle.
    `events_per_s` is the events stored over the time the consumers were consuming (from each
@@ -69,18 +71,36 @@ def events(n: int):
         yield prediction(MODEL, f"e{i:09d}", f"{DAY}T{(i // 60_000) % 24:02d}:{(i // 1000) % 60:02d}:00Z", i % 2, features)
 
 
-def bare_rate(source_url: str, n: int) -> float:
-    """Events per second of a consumer of the same client that only acknowledges."""
+def bare_rate(source_url: str, n: int, adapter: bool = False) -> float:
+    """Events per second of a consumer of the same client that only acknowledges: for NATS our
+    adapter (nats-py's pull `fetch` and `ack`); for Redis redis-py's own `xreadgroup` and `xack`,
+    as a user of the client writes them (unless `adapter`: then our adapter, whose read skips
+    redis-py's per-entry reply parsing, as the ingest's does)."""
     from watchkeeper.ingest import open_source
 
     source = open_source(source_url, consumer="bare")
+    fetch, ack = source.fetch, source.ack
+    if source_url.startswith("redis") and not adapter:
+        import redis
+
+        from watchkeeper.ingest.sources.redis_stream import READ_BYTES
+
+        client = redis.Redis.from_url(source_url.split("?")[0], socket_read_size=READ_BYTES)   # the group: made above
+
+        def fetch(count: int, timeout: float) -> list:
+            found = client.xreadgroup(source.group, "bare", {source.stream: ">"}, count=count, block=int(timeout * 1000))
+            return [entry_id for _, entries in found for entry_id, _ in entries]
+
+        def ack(ids: list) -> None:
+            if ids:
+                client.xack(source.stream, source.group, *ids)
     seen, started = 0, None
     try:
         while seen < n:
-            messages = source.fetch(BATCH, 1.0)
+            messages = fetch(BATCH, 1.0)
             if messages and started is None:
                 started = time.monotonic()
-            source.ack(messages)
+            ack(messages)
             seen += len(messages)
     finally:
         source.close()
@@ -92,7 +112,7 @@ def stored_count(engine) -> int:
     import sqlalchemy as sa
 
     with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT count(*) FROM ingested")).scalar())
+        return int(conn.execute(sa.text("SELECT coalesce(sum(rows), 0) FROM ingest_parts")).scalar())
 
 
 def run_consumer(source_url: str, folder: Path, url: str, until: int | None) -> tuple[float, dict | None]:
@@ -148,6 +168,7 @@ def bench(broker: str, n: int) -> dict:
             seconds, summary = run_consumer(_group(out.source, "ingest"), folder, url, None)
             consuming += seconds
             after = bare_rate(_group(out.source, "bare-after"), n - n // 2)
+            adapter = bare_rate(_group(out.source, "bare-adapter"), n // 2, adapter=True) if broker == "redis" else None
             bare = n / ((n // 2) / before + (n - n // 2) / after)
             rows, unique = read_back(folder)
     finally:
@@ -155,7 +176,8 @@ def bench(broker: str, n: int) -> dict:
     return {"broker": broker, "events": n, "stored": unique, "duplicates": rows - unique, "lost": n - unique,
             "events_per_s": round(n / consuming, 1), "bare_events_per_s": round(bare, 1),
             "ratio_to_bare": round(n / consuming / bare, 3),
-            "bare_before_events_per_s": round(before, 1), "bare_after_events_per_s": round(after, 1), "kills": runs, "publish_events_per_s": round(n / published_s, 1),
+            "bare_before_events_per_s": round(before, 1), "bare_after_events_per_s": round(after, 1),
+            "bare_adapter_events_per_s": round(adapter, 1) if adapter else None, "kills": runs, "publish_events_per_s": round(n / published_s, 1),
             "redelivered_duplicates_absorbed": summary["duplicates"] if summary else None,
             "load_average_1m": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
 

@@ -192,6 +192,107 @@ def test_a_committed_part_left_unrenamed_by_a_crash_is_rolled_forward_and_never_
     assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == ["a", "b"]
 
 
+def test_the_in_memory_digest_set_answers_as_a_python_set_even_when_digests_share_their_first_64_bits():
+    from watchkeeper.store.digest_set import DigestSet
+
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 2**63, size=(3000, 2), dtype=np.uint64)
+    keys[1000:1010, 0] = keys[0, 0]                 # ten keys that differ only in their second word
+    index, seen = DigestSet(), set()
+    for start in range(0, 2000, 150):               # batches of uneven size: runs are merged as they grow
+        index.add(keys[start:start + 150])
+        seen.update(map(tuple, keys[start:start + 150].tolist()))
+    probes = np.concatenate([keys, keys[:, ::-1]])   # stored ones, unstored ones, and swapped words
+    assert index.contains(probes).tolist() == [tuple(k) in seen for k in probes.tolist()]
+    assert len(index) == len(seen) == 2100
+
+
+def test_consumers_share_the_dedupe_index_and_a_restarted_one_rebuilds_it_from_the_store(writer, checker, tmp_path):
+    other = LogWriter(tmp_path, MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}"), "test://stream")
+    assert writer.commit(checker.check(messages(event("a"), event("b"))), DAY).stored[INFERENCE] == 2
+    assert other.commit(checker.check(messages(event("b"), event("c"))), DAY).stored[INFERENCE] == 1
+    assert writer.commit(checker.check(messages(event("c"), event("d"))), DAY).stored[INFERENCE] == 1
+    restarted = LogWriter(tmp_path, MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}"), "test://stream")
+    again = restarted.commit(checker.check(messages(*(event(p) for p in "abcde"))), DAY)
+    assert (again.stored[INFERENCE], again.duplicates) == (1, 4)
+    assert restarted.store.ingest_rows.stored("churn", INFERENCE) == 5
+    assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == list("abcde")
+
+
+def test_consumers_racing_on_the_same_ids_each_claim_an_id_once(store_url):
+    """Two consumers (two stores: two processes' memories) claim overlapping batches at the same
+    time, on SQLite and on PostgreSQL: every id is new to exactly one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    members = [MonitoringStore(store_url).ingest_rows, MonitoringStore(store_url).ingest_rows]
+
+    def consume(member, offset: int) -> list[str]:
+        claimed = []
+        for start in range(0, 600, 50):     # batches that overlap the other member's
+            ids = [f"p{i}" for i in range(start + offset, start + offset + 80)]
+            with member.engine.begin() as tx:
+                claimed += [i for i, new in zip(ids, member.claim(tx, "churn", INFERENCE, ids)) if new]
+        return claimed
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(consume, members, [0, 25])
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(f"p{i}" for i in range(0, 655))
+    assert members[0].stored("churn", INFERENCE) == 655
+
+
+def test_a_batch_that_dies_between_its_claim_and_its_part_claims_nothing(writer, checker, tmp_path, monkeypatch):
+    import watchkeeper.ingest.writer as module
+
+    def killed(frame, path):
+        raise OSError("killed while writing the part")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(module, "_write_synced", killed)
+        with pytest.raises(OSError, match="killed"):
+            writer.commit(checker.check(messages(event("a"), event("b"))), DAY)
+    assert writer.commit(checker.check(messages(event("a"), event("b"))), DAY).stored[INFERENCE] == 2   # redelivered
+    restarted = LogWriter(tmp_path, MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}"), "test://stream")
+    assert restarted.commit(checker.check(messages(event("a"), event("b"))), DAY).stored[INFERENCE] == 0
+    assert sorted(InferenceLog(tmp_path).read_predictions("churn", DAY)["prediction_id"]) == ["a", "b"]
+
+
+def test_after_a_failed_commit_no_later_batch_is_committed_or_acknowledged(writer, tmp_path):
+    """The consumer fetches batch k+1 while k is checked and committed: when k's commit fails, it
+    stops there, with k+1 not stored ahead of k and nothing acknowledged (both come again)."""
+    from watchkeeper.ingest.consumer import Consumer
+
+    class Listed:
+        name = "test://listed"
+
+        def __init__(self, batches: list[list[Message]]) -> None:
+            self.batches, self.acked = batches, []
+
+        def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+            return self.batches.pop(0) if self.batches else []
+
+        def ack(self, got) -> None:
+            self.acked += [m.id for m in got]
+
+        def close(self) -> None: ...
+
+    source = Listed([[Message(f"m-{pid}", event(pid))] for pid in "abc"])
+    consumer = Consumer(source, writer.store, tmp_path, log=lambda line: None)
+    commit, calls = consumer.writer.commit, []
+
+    def full_disk_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no space left on device")
+        return commit(*args, **kwargs)
+
+    consumer.writer.commit = full_disk_once
+    with pytest.raises(OSError, match="no space"):
+        consumer.run(idle_exit=0.1)
+    assert source.acked == [] and len(calls) == 1
+    assert InferenceLog(tmp_path).read_predictions("churn", DAY) is None
+
+
 def test_a_day_written_by_another_writer_as_a_file_is_refused_in_one_line(writer, checker, tmp_path):
     folder = tmp_path / INFERENCE / "churn"
     folder.mkdir(parents=True)

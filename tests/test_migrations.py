@@ -129,6 +129,34 @@ def test_the_newest_revision_matches_the_code(tmp_path):
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+def test_the_dedupe_index_of_0006_carries_over_to_0007_and_back(store_url):
+    """Revision 0007 turns `ingested` (one hex SHA-256 per id) into `ingest_digests` (a batch's digests
+    in one row): after the upgrade every id stored before is still a duplicate, and the downgrade
+    gives back the same rows, on SQLite and on PostgreSQL."""
+    import hashlib
+
+    from alembic import command
+
+    from watchkeeper.store.ingest_rows import IngestRows
+    from watchkeeper.store.migrate import _config
+
+    engine = sa.create_engine(store_url)
+    old = [{"model": "churn", "kind": kind, "prediction_id": hashlib.sha256(f"p{i}".encode()).hexdigest()}
+           for kind in ("inference", "labels") for i in range(5)]
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0006_ingested_without_rowid")
+        conn.execute(sa.text("INSERT INTO ingested VALUES (:model, :kind, :prediction_id)"), old)
+        command.upgrade(_config(conn), "0007_ingest_digests")
+    index = IngestRows(engine)
+    with engine.begin() as conn:
+        assert index.claim(conn, "churn", "inference", ["p0", "p4", "p5"]).tolist() == [False, False, True]
+        assert index.stored_among(conn, "churn", "labels", ["p3", "p9"]) == ["p3"]
+    with engine.begin() as conn:
+        command.downgrade(_config(conn), "0006_ingested_without_rowid")
+    added = {"model": "churn", "kind": "inference", "prediction_id": hashlib.sha256(b"p5").hexdigest()}
+    assert rows(engine, "ingested") == sorted([*old, added], key=repr)
+
+
 def test_a_store_newer_than_the_code_is_refused(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'future.db'}")
     upgrade(engine)

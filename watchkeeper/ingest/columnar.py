@@ -50,23 +50,35 @@ def fast_rows(schemas: Mapping[str, ModelSchema], messages: Sequence[Message]
         return None
     if table.num_rows != len(data):
         return None
-    clean = ~np.asarray(pc.match_substring(pa.array(data, pa.binary()), "null"), dtype=bool)
+    clean = _without_null(data, joined)
     clean &= _valid_ids(table)
-    models, kinds = table["model"].to_numpy(zero_copy_only=False), table["type"].to_numpy(zero_copy_only=False)
     accepted = np.zeros(len(data), dtype=bool)
     rows = {}
-    for model in pd.unique(models[clean]):
+    for model in pc.unique(table["model"].filter(clean)).to_pylist():   # a batch's few models, not a string per row
         if model not in schemas:
             continue
-        schema, of_model = schemas[model], clean & (models == model)
+        schema, of_model = schemas[model], clean & _equal(table["model"], model)
         for kind, event_type, build in ((INFERENCE, "prediction", _predictions), (LABELS, "label", _labels)):
-            mask = of_model & (kinds == event_type)
+            mask = of_model & _equal(table["type"], event_type)
             if mask.any():
                 frame, ok = build(schema, table, mask)
                 accepted |= ok
                 if len(frame):
                     rows[(model, kind)] = frame
     return rows, np.flatnonzero(~accepted)
+
+
+def _equal(column: pa.ChunkedArray, value: str) -> np.ndarray:
+    """Rows whose string column holds `value` (a null holds nothing)."""
+    return np.asarray(pc.fill_null(pc.equal(column, value), False), dtype=bool)
+
+
+def _without_null(data: Sequence[bytes], joined: bytes) -> np.ndarray:
+    """Messages whose text does not hold `null`: all of them when the batch's text does not (one
+    scan of the joined bytes, the common case), else found message by message."""
+    if b"null" not in joined:
+        return np.ones(len(data), dtype=bool)
+    return ~np.asarray(pc.match_substring(pa.array(data, pa.binary()), "null"), dtype=bool)
 
 
 def _valid_ids(table: pa.Table) -> np.ndarray:

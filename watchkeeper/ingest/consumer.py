@@ -1,10 +1,10 @@
 """The ingestion loop: fetch a batch, check it, store it durably, feed the detectors, then ack.
 
 One batch is one pass: a fetch of up to `batch` messages, one columnar check
-(watchkeeper.ingest.events), one commit (watchkeeper.ingest.writer: parts, dedupe index, dead
+(watchkeeper.ingest.events) and one commit (watchkeeper.ingest.writer: parts, dedupe index, dead
 letters, live detector state and alerts in one transaction), one acknowledgement of every
 message of the batch (stored, duplicate or dead-lettered alike: each has been dealt with for
-good). The next batch is fetched and checked while one is committed (see `run`). A stop request
+good). The next batch is fetched while one is checked and committed (see `run`). A stop request
 (SIGTERM, SIGINT) lets the batches in hand finish; a SIGKILL at any point loses nothing, since
 nothing is acknowledged before it is stored.
 
@@ -27,7 +27,7 @@ from watchkeeper.inference_log import INFERENCE, LABELS
 from watchkeeper.ingest.events import EventChecker, ModelSchema
 from watchkeeper.ingest.live import LiveConcept
 from watchkeeper.ingest.sources import Source
-from watchkeeper.ingest.writer import LogWriter
+from watchkeeper.ingest.writer import LogWriter, Written
 from watchkeeper.messages import one_line
 from watchkeeper.reference import ModelReference
 from watchkeeper.store import MonitoringStore
@@ -71,14 +71,13 @@ class Consumer:
     def run(self, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None) -> IngestStats:
         """Consume until `stop()` is true, or no message came for `idle_exit` seconds.
 
-        Batch k is committed on a thread of its own while this one fetches and checks batch k+1,
+        Batch k is checked and committed on a thread of its own while this one fetches batch k+1,
         then acknowledges batch k once its commit is done. Commits run one at a time in arrival
-        order, so each batch's dedupe claim sees the batches before it. The commit's SQLite
-        calls, Parquet writing and fsyncs release the GIL, so on two cores it runs beside the
-        fetch and the checks; the client is used from this thread alone (nats-py's event loop is
-        not thread-safe), and fetching here rather than on a thread of its own keeps its Python
-        work from contending for the GIL with the checks. A batch fetched and not committed is
-        simply not acknowledged (redelivered, as after a kill)."""
+        order, so each batch's dedupe claim sees the batches before it. The JSON reader of the
+        checks, the commit's SQLite calls, Parquet writing and fsyncs release the GIL, so on two
+        cores they run beside the fetch; the client is used from this thread alone (nats-py's
+        event loop is not thread-safe). A batch fetched and not committed is simply not
+        acknowledged (redelivered, as after a kill)."""
         self.stats.recovered_parts = self.writer.recover()
         self._refresh()
         self.log(f"ingest: consuming {self.source.name} into {self.root} ({len(self.checker.schemas)} models, "
@@ -99,10 +98,9 @@ class Consumer:
                     self._stored(committing)     # the detectors' references change under no commit
                     committing = None
                     self._refresh()
-                checked = self.checker.check(messages)
                 day = datetime.now(timezone.utc).date().isoformat()
                 self._stored(committing)
-                committing = committer.submit(self.writer.commit, checked, day, self.live), messages
+                committing = committer.submit(self._check_and_commit, self.checker, messages, day), messages
                 if last_message - last_progress >= PROGRESS_SECONDS:
                     last_progress = last_message
                     self.log(f"ingest {self.source.name}: {self.stats.messages} messages, "
@@ -111,6 +109,10 @@ class Consumer:
             self._stored(committing)
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    def _check_and_commit(self, checker: EventChecker, messages: list, day: str) -> Written:
+        """One batch's checks and commit, on the commit thread."""
+        return self.writer.commit(checker.check(messages), day, self.live)
 
     def _stored(self, committing: tuple[Future, list] | None) -> None:
         """Wait for the batch being committed (its error, if any, stops the consumer here), count

@@ -6,8 +6,8 @@ batch (predictions by their timestamp's UTC day, labels by the day they arrived)
 one commit:
 
 1. in one transaction on the monitoring store, claim the batch's prediction ids in the dedupe
-   index (`ingested`; an id already there, from an earlier delivery or another consumer, is
-   dropped from the batch); for what is new, write each part to a hidden temporary file in its
+   index (`ingest_digests`, appended to, checked in memory: watchkeeper.store.ingest_rows; an id
+   already there, from an earlier delivery or another consumer, is dropped from the batch); for what is new, write each part to a hidden temporary file in its
    day's folder and fsync it and the folder; record the part (`ingest_parts`), the dead letters,
    and the live detector's new state and alerts (watchkeeper.ingest.live);
 2. commit: this is the point at which the batch is stored;
@@ -92,8 +92,8 @@ class LogWriter:
             for (model, kind), frame in sorted(checked.rows.items()):
                 frame = frame.drop_duplicates("prediction_id", keep="first")
                 new = self.rows.claim(tx, model, kind, frame["prediction_id"].tolist())
-                written.duplicates += len(checked.rows[(model, kind)]) - len(new)
-                frame = frame[frame["prediction_id"].isin(new)] if len(new) < len(frame) else frame
+                written.duplicates += len(checked.rows[(model, kind)]) - int(new.sum())
+                frame = frame if new.all() else frame[new]
                 if frame.empty:
                     continue
                 written.stored[kind] += len(frame)

@@ -2,24 +2,31 @@
 
 Every writer takes the caller's connection: a batch's new ids, its part and its dead letters
 commit in the transaction that makes the batch durable (watchkeeper.ingest.writer), before the
-broker is acknowledged. The id claim is one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING
-per chunk, so a batch of thousands costs a few statements, and two consumers that race on the
-same id see it returned to exactly one of them (the other waits for its commit, then skips it).
+broker is acknowledged.
+
+The dedupe index is append-only: a batch's new ids are one row of `ingest_digests` (model, kind,
+the SHA-256 of each id concatenated), and this process holds what is committed in memory (a
+`DigestSet` per model and kind), so a claim costs the same at a million stored ids as at none.
+Claims of a model are serialised (SQLite: the database's write lock, taken by the claim's first
+statement; PostgreSQL: an advisory lock per model), so under that lock the rows of a model are
+committed in `seq` order, and catching up with what other consumers committed is reading the rows
+after the last one this process read: two consumers that race on the same id see it returned to
+exactly one of them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
+import numpy as np
 import sqlalchemy as sa
 
 from watchkeeper.security.envelope import protect_text, reveal_text
+from watchkeeper.store.digest_set import DIGEST_BYTES, DigestSet, digests_of, keys_of
 from watchkeeper.store.outbox import INSERT
-from watchkeeper.store.schema import dead_letters, ingest_parts, ingested
+from watchkeeper.store.schema import dead_letters, ingest_digests, ingest_parts
 
-CHUNK = 5_000          # ids per INSERT: 3 parameters each, under SQLite's 32,766 variables
 PAYLOAD_CHARS = 65_536  # a dead letter keeps at most this much of the event
 PAYLOAD = "store dead_letters.payload"   # the purpose a payload is sealed for (a malformed event is still data)
 
@@ -27,54 +34,64 @@ PAYLOAD = "store dead_letters.payload"   # the purpose a payload is sealed for (
 class IngestRows:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self._index: dict[tuple[str, str], DigestSet] = {}   # (model, kind) -> committed digests read so far
+        self._read_to: dict[tuple[str, str], int] = {}       # (model, kind) -> the last seq read into it
 
-    def claim(self, conn: sa.Connection, model: str, kind: str, ids: Sequence[str]) -> set[str]:
-        """Record `ids` as stored; returns those that were not stored before (the ones to write).
+    def claim(self, conn: sa.Connection, model: str, kind: str, ids: Sequence[str]) -> np.ndarray:
+        """Record distinct `ids` as stored; returns a mask of those not stored before (the ones to write).
 
         The index keeps each id's SHA-256, not the id: a prediction id names a served prediction,
-        and the store must hold no row identifiers in clear (docs/security.md)."""
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        by_digest = {id_digest(i): i for i in ids}
-        digests = sorted(by_digest)
-        new: set[str] = set()
-        for start in range(0, len(digests), CHUNK):
-            chunk = digests[start:start + CHUNK]
-            values = ",".join([f"({mark},{mark},{mark})"] * len(chunk))
-            params = tuple(v for i in chunk for v in (model, kind, i))
-            sql = (f"INSERT INTO {ingested.name} (model, kind, prediction_id) VALUES {values} "  # our table name and placeholders only  # nosec B608
-                   "ON CONFLICT DO NOTHING RETURNING prediction_id")
-            cursor = conn.connection.dbapi_connection.cursor()   # rows fetched in C: no per-row wrapper
-            try:
-                cursor.execute(sql, params)
-                new.update(by_digest[row[0]] for row in cursor.fetchall())
-            finally:
-                cursor.close()
+        and the store must hold no row identifiers in clear (docs/security.md). The batch's row is
+        inserted first (empty): on SQLite that takes the write lock before anything is read, so
+        no other consumer commits between the catch-up and this batch's row."""
+        self.lock_model(conn, model)
+        seq = conn.execute(ingest_digests.insert().values(model=model, kind=kind, digests=b"")
+                           .returning(ingest_digests.c.seq)).scalar_one()
+        digests = digests_of(ids)
+        keys = keys_of(digests)
+        new = ~self._caught_up(conn, model, kind, below=seq).contains(keys)
+        mine = ingest_digests.c.seq == seq
+        if new.any():
+            kept = np.frombuffer(digests, dtype=f"S{DIGEST_BYTES}")[new].tobytes()
+            conn.execute(ingest_digests.update().where(mine).values(digests=kept))
+        else:
+            conn.execute(ingest_digests.delete().where(mine))
         return new
 
     def stored_among(self, conn: sa.Connection, model: str, kind: str, ids: Sequence[str]) -> list[str]:
-        """Which of `ids` are stored as `kind` of `model`: one indexed probe when none of that kind
-        is (the common case for a batch of predictions), else one IN query per chunk."""
-        of_kind = (ingested.c.model == model) & (ingested.c.kind == kind)
-        if conn.execute(sa.select(sa.literal(1)).where(of_kind).limit(1)).first() is None:
+        """Which of `ids` are stored as `kind` of `model`. Called under the model's claim lock (the
+        writer asks about labels after claiming the model's predictions), so it sees every commit."""
+        index = self._caught_up(conn, model, kind)
+        if not len(index) or not ids:
             return []
-        by_digest = {id_digest(i): i for i in ids}     # the index keeps digests (see `claim`)
-        digests = list(by_digest)
-        found: list[str] = []
-        for start in range(0, len(digests), CHUNK):
-            chunk = digests[start:start + CHUNK]
-            query = sa.select(ingested.c.prediction_id).where(of_kind, ingested.c.prediction_id.in_(chunk))
-            found += [by_digest[d] for d in conn.execute(query).scalars()]
-        return found
+        found = index.contains(keys_of(digests_of(ids)))
+        return [i for i, hit in zip(ids, found) if hit]
+
+    def _caught_up(self, conn: sa.Connection, model: str, kind: str, below: int | None = None) -> DigestSet:
+        """The (model, kind) index with every committed row read into it (the first call reads them
+        all: a consumer's start-up). `below` leaves out the caller's own, uncommitted row."""
+        key = (model, kind)
+        index = self._index.setdefault(key, DigestSet())
+        rows = ingest_digests.c
+        query = (sa.select(rows.seq, rows.digests)
+                 .where(rows.model == model, rows.kind == kind, rows.seq > self._read_to.get(key, 0)))
+        if below is not None:
+            query = query.where(rows.seq < below)
+        for seq, digests in conn.execute(query.order_by(rows.seq)):
+            index.add(keys_of(digests))
+            self._read_to[key] = seq
+        return index
 
     def stored(self, model: str, kind: str) -> int:
         """How many events of a model's kind are stored."""
-        query = sa.select(sa.func.count()).where(ingested.c.model == model, ingested.c.kind == kind)
+        query = (sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(ingest_digests.c.digests)), 0))
+                 .where(ingest_digests.c.model == model, ingest_digests.c.kind == kind))
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
+            return int(conn.execute(query).scalar()) // DIGEST_BYTES
 
     def lock_model(self, conn: sa.Connection, model: str) -> None:
-        """Serialise writers of one model's detector state until the transaction ends. SQLite needs
-        nothing more: the batch's first INSERT already took the database's write lock."""
+        """Serialise claims and detector-state writes of one model until the transaction ends. SQLite
+        needs nothing more: the claim's first INSERT takes the database's write lock."""
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:model))"), {"model": model})
 
@@ -109,10 +126,6 @@ class IngestRows:
         with self.engine.connect() as conn:
             rows = [dict(row) for row in conn.execute(query).mappings()]
         return [{**row, "payload": reveal_text(row["payload"], PAYLOAD)} for row in rows]
-
-
-def id_digest(prediction_id: str) -> str:
-    return hashlib.sha256(str(prediction_id).encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:

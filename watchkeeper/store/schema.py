@@ -160,14 +160,16 @@ channel_pauses = sa.Table(
 )
 
 # Stream ingestion (watchkeeper/ingest): the dedupe index, the parts each batch committed, and
-# the dead letters. A batch's ids, its part and its dead letters commit in one transaction, so
-# a redelivered event finds its id here and is stored once.
-ingested = sa.Table(
-    "ingested", metadata,
-    sa.Column("model", sa.String(MODEL), primary_key=True),
-    sa.Column("kind", sa.String(12), primary_key=True),          # "inference" | "labels"
-    sa.Column("prediction_id", sa.String(200), primary_key=True),
-    sqlite_with_rowid=False,
+# the dead letters. A batch's digests, its part and its dead letters commit in one transaction, so
+# a redelivered event finds its id's digest here and is stored once. The index is append-only, one
+# row per batch, model and kind: consumers read it into memory (watchkeeper.store.digest_set).
+ingest_digests = sa.Table(
+    "ingest_digests", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),   # commit order within a model
+    sa.Column("model", sa.String(MODEL), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),            # "inference" | "labels"
+    sa.Column("digests", sa.LargeBinary, nullable=False),        # SHA-256 of each new id, 32 bytes each, never an id
+    sa.Index("ix_ingest_digests_model", "model", "kind", "seq"),
 )
 
 ingest_parts = sa.Table(
