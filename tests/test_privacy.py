@@ -135,6 +135,20 @@ def test_retention_deletes_each_class_of_data_past_its_days(tmp_path, kms):
     assert store.outbox().rows() == [] and result.rows["outbox"] == 1
 
 
+def test_retention_drops_the_stream_dedupe_index_of_events_past_the_rows_days(tmp_path):
+    """Consumers hold the dedupe index in memory: retention keeps it to the ids of retained rows."""
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    with store.engine.begin() as conn:
+        store.ingest_rows.claim(conn, "churn", "inference", ["old-1", "old-2"])
+        conn.exec_driver_sql("UPDATE ingest_digests SET committed_at = '2026-01-05 00:00:00'")
+        store.ingest_rows.claim(conn, "churn", "inference", ["new-1"])
+
+    result = apply_retention(tmp_path / "drop", store, RetentionPolicy(rows_days=30), date(2026, 4, 1))
+    assert result.rows["ingest_digests"] == 1 and store.ingest_rows.stored("churn", "inference") == 1
+    with store.engine.begin() as conn:      # a consumer started after retention: only the retained id is known
+        assert list(store.ingest_rows.claim(conn, "churn", "inference", ["old-1", "new-1"])) == [True, False]
+
+
 def test_erasing_a_model_deletes_its_files_and_rows_and_tells_the_listeners(tmp_path, kms):
     root, store = tmp_path / "drop", MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
     _drop_folder(root, ["2026-03-20"])

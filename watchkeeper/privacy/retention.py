@@ -35,7 +35,7 @@ def apply_retention(root: str | Path, store, policy: RetentionPolicy, today: dat
     """Delete everything past its retention on `today`: row files named for an older day (labels by
     their arrival day), results of older windows, finished alerts created before the cutoff."""
     from watchkeeper.inference_log import INFERENCE, LABELS, SUFFIX, WINDOWS   # pandas: not for `config` readers
-    from watchkeeper.store.erasure import delete_alerts_before, delete_results_before
+    from watchkeeper.store.erasure import delete_alerts_before, delete_ingest_digests_before, delete_results_before
 
     result = RetentionResult()
     if policy.rows_days is not None:
@@ -45,11 +45,15 @@ def apply_retention(root: str | Path, store, policy: RetentionPolicy, today: dat
                 if path.stem < cutoff:
                     path.unlink()
                     result.files.append(path.relative_to(root).as_posix())
+        result.rows |= delete_ingest_digests_before(store.engine, _midnight(today - timedelta(days=policy.rows_days)))
     if policy.aggregates_days is not None:
         result.rows |= delete_results_before(store.engine, (today - timedelta(days=policy.aggregates_days)).isoformat())
     if policy.alerts_days is not None:
-        at = datetime.combine(today - timedelta(days=policy.alerts_days), time(), timezone.utc)
-        result.rows |= delete_alerts_before(store.engine, at)
+        result.rows |= delete_alerts_before(store.engine, _midnight(today - timedelta(days=policy.alerts_days)))
     log.info("retention applied", extra={"event": "retention", "today": today.isoformat(),
                                          "files_deleted": len(result.files), "rows_deleted": result.rows})
     return result
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), timezone.utc)

@@ -14,6 +14,7 @@ from watchkeeper.store.schema import (
     drift_reports,
     failures,
     health,
+    ingest_digests,
     metrics,
     outbox,
     problems,
@@ -53,6 +54,13 @@ def delete_alerts_before(engine: sa.Engine, at: datetime) -> dict[str, int]:
         sent = outbox.delete().where(outbox.c.status.in_(FINISHED), outbox.c.created_at < at)
         closed = problems.delete().where(problems.c.state == RESOLVED, problems.c.resolved_at < at)
         return {"outbox": conn.execute(sent).rowcount, "problems": conn.execute(closed).rowcount}
+
+
+def delete_ingest_digests_before(engine: sa.Engine, at: datetime) -> dict[str, int]:
+    """The stream dedupe index's rows committed before `at`: the events they stand for are past the
+    rows' retention, and consumers load the index into memory, which this keeps bounded."""
+    with engine.begin() as conn:
+        return {"ingest_digests": conn.execute(ingest_digests.delete().where(ingest_digests.c.committed_at < at)).rowcount}
 
 
 def _day(table: sa.Table) -> sa.Column:

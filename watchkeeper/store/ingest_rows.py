@@ -45,7 +45,7 @@ class IngestRows:
         inserted first (empty): on SQLite that takes the write lock before anything is read, so
         no other consumer commits between the catch-up and this batch's row."""
         self.lock_model(conn, model)
-        seq = conn.execute(ingest_digests.insert().values(model=model, kind=kind, digests=b"")
+        seq = conn.execute(ingest_digests.insert().values(model=model, kind=kind, digests=b"", committed_at=_now())
                            .returning(ingest_digests.c.seq)).scalar_one()
         digests = digests_of(ids)
         keys = keys_of(digests)

@@ -169,6 +169,7 @@ ingest_digests = sa.Table(
     sa.Column("model", sa.String(MODEL), nullable=False),
     sa.Column("kind", sa.String(12), nullable=False),            # "inference" | "labels"
     sa.Column("digests", sa.LargeBinary, nullable=False),        # SHA-256 of each new id, 32 bytes each, never an id
+    sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),   # retention drops old rows (privacy.retention)
     sa.Index("ix_ingest_digests_model", "model", "kind", "seq"),
 )
 

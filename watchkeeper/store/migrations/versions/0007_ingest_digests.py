@@ -6,12 +6,15 @@ with its size (docs/benchmarks.md, "Stream ingestion at a million events"); appe
 digests is one sequential write, and consumers check ids against the digests in memory
 (watchkeeper.store.digest_set). The digests are the same SHA-256s `ingested` held (as hex):
 upgrading carries every one over, downgrading writes them back, so either way no stored event is
-taken for new.
+taken for new. Each row records when it was committed, so retention can drop the digests of events
+whose rows it has deleted, and the index a consumer holds in memory stays bounded.
 
 Revision ID: 0007_ingest_digests
 Revises: 0006_ingested_without_rowid
 Create Date: 2026-12-04
 """
+
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
@@ -32,9 +35,11 @@ def upgrade() -> None:
         "ingest_digests",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("model", sa.String(200), nullable=False), sa.Column("kind", sa.String(12), nullable=False),
-        sa.Column("digests", sa.LargeBinary, nullable=False))
+        sa.Column("digests", sa.LargeBinary, nullable=False),
+        sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False))   # carried-over rows: the upgrade's time
     op.create_index("ix_ingest_digests_model", "ingest_digests", ["model", "kind", "seq"])
     bind = op.get_bind()
+    now = datetime.now(timezone.utc)
     old = sa.table("ingested", sa.column("model"), sa.column("kind"), sa.column("prediction_id"))
     for model, kind in bind.execute(sa.select(old.c.model, old.c.kind).distinct()).all():
         hexes = bind.execute(sa.select(old.c.prediction_id).where(old.c.model == model, old.c.kind == kind)).scalars().all()
@@ -42,10 +47,10 @@ def upgrade() -> None:
         for hexed in hexes:
             batch.append(bytes.fromhex(hexed))
             if len(batch) == ROW_DIGESTS:
-                bind.execute(digests.insert().values(model=model, kind=kind, digests=b"".join(batch)))
+                bind.execute(digests.insert().values(model=model, kind=kind, digests=b"".join(batch), committed_at=now))
                 batch = []
         if batch:
-            bind.execute(digests.insert().values(model=model, kind=kind, digests=b"".join(batch)))
+            bind.execute(digests.insert().values(model=model, kind=kind, digests=b"".join(batch), committed_at=now))
     op.drop_table("ingested")
 
 
