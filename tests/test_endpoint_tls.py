@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -40,10 +41,12 @@ def stop(server) -> None:
     server.server_close()
 
 
-def peer_serial(address: str, pki: Pki) -> int:
+def peer_serial(address: str, pki: Pki, server_hostname: str = "localhost") -> int:
+    """The serial of the certificate the server presents; a hostname that is an IP address is
+    not sent as SNI (as requests does for https://127.0.0.1)."""
     host, port = address.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as raw, \
-            pki.client_context().wrap_socket(raw, server_hostname="localhost") as tls:
+            pki.client_context().wrap_socket(raw, server_hostname=server_hostname) as tls:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
 
@@ -81,7 +84,42 @@ def test_a_renewed_certificate_is_served_without_a_restart(pki):
         while peer_serial(address, pki) == first and time.monotonic() < deadline:
             time.sleep(0.2)
         assert peer_serial(address, pki) == serial(new_cert) != first
+        assert peer_serial(address, pki, server_hostname="127.0.0.1") == serial(new_cert)   # no SNI sent
         assert requests.get(f"https://{address}/metrics", verify=str(pki.ca), timeout=10).status_code == 200
+    finally:
+        tls.stop()
+        stop(server)
+
+
+def test_handshakes_during_repeated_reloads_all_succeed(pki):
+    """Renewals land while clients connect: the listening context is never modified (OpenSSL does
+    not allow it under concurrent handshakes), so every handshake gets one whole pair."""
+    tls = ReloadingServerContext(pki.cert, pki.key)
+    server, address = served(tls.context)
+    pairs = [pki.server(f"renewal-{i}") for i in range(3)]
+    known = {serial(pki.cert)} | {serial(cert) for cert, _ in pairs}
+    serials, failures, done = [], [], threading.Event()
+
+    def connect() -> None:
+        while not done.is_set():
+            try:
+                serials.append(peer_serial(address, pki))
+            except (OSError, ssl.SSLError) as error:    # e.g. a certificate presented with the other pair's key
+                failures.append(error)
+
+    clients = [threading.Thread(target=connect) for _ in range(4)]
+    try:
+        for client in clients:
+            client.start()
+        for i in range(30):
+            cert, key = pairs[i % len(pairs)]
+            shutil.copy(key, pki.key)
+            shutil.copy(cert, pki.cert)
+            tls.reload_if_changed()
+        done.set()
+        for client in clients:
+            client.join(timeout=30)
+        assert failures == [] and len(serials) > 4 and set(serials) <= known
     finally:
         tls.stop()
         stop(server)
