@@ -16,7 +16,9 @@ from cli.main import main
 from test_encryption import kms  # noqa: F401  (fixture)
 from watchkeeper.inference_log import INFERENCE, LABELS, InferenceInputError, InferenceLog, files_digest
 from watchkeeper.ingest.events import EventChecker, Message, ModelSchema
+from watchkeeper.ingest.messages import Batch
 from watchkeeper.ingest.sources.kafka_topic import KafkaSource, consumer_config, offsets_to_commit
+from watchkeeper.ingest.sources.redis_stream import RedisSource, _batch
 from watchkeeper.ingest.writer import LogWriter
 from watchkeeper.profile import fit_profile
 from watchkeeper.reference import ModelReference
@@ -117,6 +119,32 @@ def test_the_columnar_path_accepts_and_rejects_exactly_what_the_event_by_event_c
     assert fast.rows[("churn", INFERENCE)]["prediction_id"].tolist()[:7] == ["ok-0", "ok-1", "ok-2", "ok-3", "ok-4", "n",
                                                                               "ok-5"]
     assert fast.rows[("churn", LABELS)]["prediction_id"].tolist() == ["ok-1", "ok-4"]
+
+
+def test_a_redis_read_becomes_a_batch_of_columns_checked_and_acknowledged_as_its_messages(checker):
+    """XREADGROUP's raw entries become two columns (ids as Redis sent them, payloads); an entry
+    deleted from the stream (None) is left out and one whose first field is not `data` still
+    gives its `data`; the batch checks exactly as the same messages one by one."""
+    raw = [[b"1-0", [b"data", event("a")]], [b"2-0", [b"data", b"{not json"]], [b"3-0", [b"data", event("c")]]]
+    batch = _batch(raw)
+    assert isinstance(batch, Batch) and batch.ids == [b"1-0", b"2-0", b"3-0"] and len(batch) == 3
+    assert batch[1] == Message("2-0", b"{not json") and list(batch[1:]) == [batch[1], batch[2]]
+    odd = _batch([[b"1-0", [b"source", b"x", b"data", event("a")]], [b"2-0", None], [b"3-0", [b"data", event("c")]]])
+    assert odd.ids == [b"1-0", b"3-0"] and odd.payloads == [event("a"), event("c")]
+    as_columns, one_by_one = checker.check(batch), checker.check(list(batch))
+    assert as_columns.dead == one_by_one.dead and [d[0] for d in as_columns.dead] == ["2-0"]
+    pd.testing.assert_frame_equal(as_columns.rows[("churn", INFERENCE)], one_by_one.rows[("churn", INFERENCE)])
+
+    class Client:
+        def xack(self, stream, group, *ids):
+            self.acked = (stream, group, ids)
+
+    source = object.__new__(RedisSource)
+    source.stream, source.group, source.client = "s", "g", Client()
+    source.ack(batch)
+    assert source.client.acked == ("s", "g", (b"1-0", b"2-0", b"3-0"))
+    source.ack([Message("4-0", b"")])       # messages claimed from a dead consumer come one by one
+    assert source.client.acked == ("s", "g", ("4-0",))
 
 
 @pytest.fixture

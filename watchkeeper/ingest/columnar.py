@@ -22,9 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from watchkeeper.inference_log import INFERENCE, LABELS
+from watchkeeper.ingest.messages import Message, payloads
 
 if TYPE_CHECKING:
-    from watchkeeper.ingest.events import Message, ModelSchema
+    from watchkeeper.ingest.events import ModelSchema
 
 POSITION = "__position"     # a row's place in the batch: the two paths' rows are merged in arrival order
 ENVELOPE = pa.schema([("type", pa.string()), ("model", pa.string()), ("prediction_id", pa.string()),
@@ -38,7 +39,7 @@ def fast_rows(schemas: Mapping[str, ModelSchema], messages: Sequence[Message]
               ) -> tuple[dict[tuple[str, str], pd.DataFrame], np.ndarray] | None:
     """Rows accepted per (model, kind), each with its POSITION, and the positions left to the
     event-by-event path; None when the batch does not read as one table (then all of it is)."""
-    data = [m.data for m in messages]
+    data = payloads(messages)
     joined = b"\n".join(data)
     if joined.count(b"\n") != len(data) - 1:
         return None          # a message spans lines: the reader could not tell events apart

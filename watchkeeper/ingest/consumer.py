@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -26,6 +26,7 @@ from watchkeeper.alerting.policy import Policy
 from watchkeeper.inference_log import INFERENCE, LABELS
 from watchkeeper.ingest.events import EventChecker, ModelSchema
 from watchkeeper.ingest.live import LiveConcept
+from watchkeeper.ingest.messages import Message
 from watchkeeper.ingest.sources import Source
 from watchkeeper.ingest.writer import LogWriter, Written
 from watchkeeper.messages import one_line
@@ -110,11 +111,11 @@ class Consumer:
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
-    def _check_and_commit(self, checker: EventChecker, messages: list, day: str) -> Written:
+    def _check_and_commit(self, checker: EventChecker, messages: Sequence[Message], day: str) -> Written:
         """One batch's checks and commit, on the commit thread."""
         return self.writer.commit(checker.check(messages), day, self.live)
 
-    def _stored(self, committing: tuple[Future, list] | None) -> None:
+    def _stored(self, committing: tuple[Future, Sequence[Message]] | None) -> None:
         """Wait for the batch being committed (its error, if any, stops the consumer here), count
         it and acknowledge it."""
         if committing is None:

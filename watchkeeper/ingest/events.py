@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -30,6 +30,7 @@ import pandas as pd
 
 from watchkeeper.inference_log import INFERENCE, LABELS
 from watchkeeper.ingest.columnar import ID_CHARS, POSITION, fast_rows
+from watchkeeper.ingest.messages import Message
 from watchkeeper.profile_schema import CATEGORICAL
 from watchkeeper.reference import ModelReference
 
@@ -39,15 +40,6 @@ NUMBER = frozenset({int, float, type(None)})     # None: a missing value
 CODED = frozenset({int, type(None)})
 CATEGORY = frozenset({str, type(None)})
 CLASS_TYPES = frozenset({int, str, float, type(None)})
-
-
-class Message(NamedTuple):
-    """One message of a stream: its id there (unique within the source), its bytes, and what
-    the source needs to acknowledge it. (A tuple: a million of them are made per million events.)"""
-
-    id: str
-    data: bytes
-    handle: object = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from watchkeeper.ingest.events import Message
+from watchkeeper.ingest.messages import Message
 
 SCHEMES = ("nats", "redis", "rediss", "kafka")
 
@@ -31,7 +31,7 @@ class SourceError(ValueError):
 class Source(Protocol):
     name: str      # the stream, without credentials: kept with each dead letter
 
-    def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+    def fetch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         """Up to `max_messages`, waiting at most `timeout` seconds for the first; [] when none came."""
 
     def ack(self, messages: Sequence[Message]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from watchkeeper.ingest.events import Message
+from watchkeeper.ingest.messages import Message
 from watchkeeper.ingest.sources import SourceError, describe
 
 DEFAULT_GROUP = "watchkeeper"

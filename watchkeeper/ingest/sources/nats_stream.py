@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from watchkeeper.ingest.events import Message
+from watchkeeper.ingest.messages import Message
 from watchkeeper.ingest.sources import SourceError, describe, seconds
 
 DEFAULT_DURABLE = "watchkeeper"

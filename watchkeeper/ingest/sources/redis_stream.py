@@ -12,14 +12,17 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from operator import itemgetter
 from urllib.parse import urlsplit
 
-from watchkeeper.ingest.events import Message
+from watchkeeper.ingest.messages import Batch, Message
 from watchkeeper.ingest.sources import SourceError, describe, seconds
 
 DEFAULT_GROUP = "watchkeeper"
 CLAIM_EVERY = 5.0   # seconds between looks for entries abandoned by a dead consumer
 READ_BYTES = 1 << 22  # bytes per socket read: a batch in a few reads, each a GIL hand-off with the commit thread, not one per 64 KiB
+DATA = b"data"        # the field holding an entry's event (the one field producers set)
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 class RedisSource:
@@ -47,7 +50,7 @@ class RedisSource:
         self._own_pending = True        # after a restart, first what this consumer read and did not ack
         self._next_claim = 0.0
 
-    def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+    def fetch(self, max_messages: int, timeout: float) -> Sequence[Message]:
         if self._own_pending:
             got = self._read("0", max_messages, None)
             if got:
@@ -61,14 +64,14 @@ class RedisSource:
                 return [_message(i, fields) for i, fields in claimed if fields]
         return self._read(">", max_messages, max(1, int(timeout * 1000)))
 
-    def _read(self, start: str, count: int, block_ms: int | None) -> list[Message]:
+    def _read(self, start: str, count: int, block_ms: int | None) -> Batch:
         found = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=count, block=block_ms)
-        return [Message(i.decode(), fields[1] if fields[0] == b"data" else _data(fields))
-                for _, entries in found or () for i, fields in entries if fields]
+        return _batch(found[0][1] if found else [])
 
     def ack(self, messages: Sequence[Message]) -> None:
         if messages:
-            self.client.xack(self.stream, self.group, *[m.id for m in messages])
+            ids = messages.ids if isinstance(messages, Batch) else [m.id for m in messages]
+            self.client.xack(self.stream, self.group, *ids)
 
     def close(self) -> None:
         self.client.close()
@@ -76,12 +79,23 @@ class RedisSource:
 
 def _message(entry_id: bytes, fields: dict) -> Message:
     """An entry's event is its `data` field (the one field producers set)."""
-    return Message(entry_id.decode(), fields.get(b"data", b""), None)
+    return Message(entry_id.decode(), fields.get(DATA, b""), None)
+
+
+def _batch(entries: list) -> Batch:
+    """XREADGROUP's raw entries ([entry id, [field, value, ...] or None]) as columns. When every
+    entry's first field is `data` (what producers send), the columns are taken by C loops
+    (`map`), no Python per entry; otherwise entry by entry, leaving out deleted entries (None, or no field)."""
+    fields = list(map(_second, entries))
+    if all(fields) and set(map(_first, fields)) == {DATA}:
+        return Batch(list(map(_first, entries)), list(map(_second, fields)))
+    kept = [(i, f) for i, f in entries if f]
+    return Batch([i for i, _ in kept], [f[1] if f[0] == DATA else _data(f) for _, f in kept])
 
 
 def _data(fields: list) -> bytes:
     """The `data` field of an entry's raw [field, value, ...] list whose first field is another."""
-    return dict(zip(fields[::2], fields[1::2])).get(b"data", b"")
+    return dict(zip(fields[::2], fields[1::2])).get(DATA, b"")
 
 
 def _as_read(reply, **options):
