@@ -35,7 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fleet import DAY, build_fleet  # noqa: E402
 
-MODELS_PER_SHARD = 125    # small enough that workers stay busy until the end, large enough to pay a run once
+# Each shard run costs a process (imports, Dagster events, polling its steps) that shares the cores with the
+# workers: 8 shards of 125 models took the engine of 1,000 models to 99 s on the busiest worker, 2 shards of
+# 500 to 48 s (docs/benchmarks.md). Equal hash shards keep workers busy to the end without smaller ones.
+MODELS_PER_SHARD = 500
 
 
 def default_shards(models: int, workers: int) -> int:
