@@ -44,8 +44,10 @@ def ingest_command(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from watchkeeper.alerting.policy import PolicyError, load_policy
     from watchkeeper.ingest import Consumer, SourceError, open_source
+    from watchkeeper.ingest.writer import IngestWriteError
     from watchkeeper.security.signing import SignatureError, signing_key
     from watchkeeper.store import MonitoringStore
+    from watchkeeper.store.ingest_rows import DedupeIndexError
 
     root = args.dir or Path(os.environ.get("WATCHKEEPER_DATA_DIR") or Path.cwd())
     if not root.is_dir():
@@ -63,6 +65,8 @@ def ingest_command(args: argparse.Namespace) -> int:
     try:
         consumer = Consumer(source, MonitoringStore(store_url(args.store_url)), root, policy, batch=args.batch)
         stats = consumer.run(lambda: bool(stopping), args.idle_exit)
+    except (DedupeIndexError, IngestWriteError) as error:   # nothing acknowledged: the broker keeps the batch
+        raise CommandError(str(error)) from None
     finally:
         source.close()
     summary = {"source": source.name, **stats.to_dict()}

@@ -25,6 +25,7 @@ from watchkeeper.reference import ModelReference
 from watchkeeper.security.envelope import EncryptionError
 from watchkeeper.security.kms import KMS_DIR_ENV
 from watchkeeper.store import MonitoringStore
+from watchkeeper.store.ingest_rows import DedupeIndexError
 
 DAY = "2026-12-03"
 
@@ -360,3 +361,17 @@ def test_the_command_line_default_batch_is_the_consumers():
     from watchkeeper.ingest import consumer
 
     assert cli_ingest.DEFAULT_BATCH == consumer.DEFAULT_BATCH
+
+
+@pytest.mark.parametrize("damage", ["X'00'", "'not digests'"])
+def test_a_damaged_dedupe_index_row_stops_the_claim_with_one_line_naming_the_row(tmp_path, damage):
+    """A row of the index that is not whole digests (a torn write, a hand edit, text stored in SQLite's
+    loosely typed column) is refused: guessing which events are stored could store them twice."""
+    store = MonitoringStore(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    with store.engine.begin() as conn:
+        store.ingest_rows.claim(conn, "churn", INFERENCE, ["p-1", "p-2"])
+        conn.exec_driver_sql(f"UPDATE ingest_digests SET digests = {damage}")
+    with store.engine.begin() as conn, pytest.raises(DedupeIndexError) as refused:
+        store.ingest_rows.claim(conn, "churn", INFERENCE, ["p-3"])
+    message = str(refused.value)
+    assert "\n" not in message and "ingest_digests row 1 of 'churn'" in message and "damaged" in message

@@ -31,6 +31,11 @@ PAYLOAD_CHARS = 65_536  # a dead letter keeps at most this much of the event
 PAYLOAD = "store dead_letters.payload"   # the purpose a payload is sealed for (a malformed event is still data)
 
 
+class DedupeIndexError(RuntimeError):
+    """A stored row of the dedupe index that is not whole digests: the consumer stops rather than guess
+    which events it already stored."""
+
+
 class IngestRows:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -78,6 +83,10 @@ class IngestRows:
         if below is not None:
             query = query.where(rows.seq < below)
         for seq, digests in conn.execute(query.order_by(rows.seq)):
+            if not isinstance(digests, bytes) or len(digests) % DIGEST_BYTES:
+                raise DedupeIndexError(
+                    f"ingest_digests row {seq} of {model!r} ({kind}) is not whole {DIGEST_BYTES}-byte SHA-256 digests; "
+                    "the dedupe index is damaged: restore the store from a backup (ingesting on could store events twice)")
             index.add(keys_of(digests))
             self._read_to[key] = seq
         return index
